@@ -1,0 +1,36 @@
+"""The Celery app: JSON only, late acks, prefetch 1, time limits, four queues, beat schedule in code.
+
+Queues: `calls` is urgent (its own worker pool in production, so a backlog of uploads never delays
+a phone call), `default`, `recordings`, `integrations`. Tasks are routed by the app prefix of their
+explicit name.
+"""
+
+from __future__ import annotations
+
+import os
+
+from celery import Celery
+from kombu import Queue
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+
+app = Celery("config")
+app.config_from_object("django.conf:settings", namespace="CELERY")
+
+QUEUES = ("calls", "default", "recordings", "integrations")
+app.conf.task_queues = tuple(Queue(name) for name in QUEUES)
+app.conf.task_default_queue = "default"
+app.conf.task_routes = {
+    "orchestrator.*": {"queue": "calls"},
+    "recordings.*": {"queue": "recordings"},
+    "integrations.*": {"queue": "integrations"},
+}
+
+# The schedule is code; django-celery-beat's DatabaseScheduler copies it into the database at start
+# (admins can see it there, and pause an entry without a deploy).
+app.conf.beat_schedule = {
+    "beat-heartbeat": {"task": "config.beat_heartbeat", "schedule": 10.0, "options": {"expires": 10}},
+}
+
+app.conf.imports = ("config.tasks",)
+app.autodiscover_tasks()

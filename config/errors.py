@@ -1,0 +1,27 @@
+"""Domain errors: raised by services, turned into 4xx JSON by the API exception handler."""
+
+from __future__ import annotations
+
+
+class DomainError(Exception):
+    """A request that is well-formed but not allowed by the current state of things."""
+
+    status_code = 409
+    code = "conflict"
+
+    def __init__(self, message: str, *, code: str | None = None, fields: dict | None = None):
+        super().__init__(message)
+        self.message = message
+        if code:
+            self.code = code
+        self.fields = fields or {}
+
+
+class NotFound(DomainError):
+    status_code = 404
+    code = "not_found"
+
+
+class InvalidInput(DomainError):
+    status_code = 400
+    code = "invalid"

@@ -1,0 +1,68 @@
+"""Request ids for log correlation, and JSON bodies for Django's own error pages."""
+
+from __future__ import annotations
+
+import re
+import uuid
+
+from django.http import HttpRequest, HttpResponse, JsonResponse
+
+from config.logging import request_id_var
+
+_SAFE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+
+
+class RequestIdMiddleware:
+    """Takes a sane `X-Request-ID` from the caller or makes one, and echoes it in the response."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        incoming = request.headers.get("X-Request-ID", "")
+        request_id = incoming if _SAFE_REQUEST_ID.match(incoming) else uuid.uuid4().hex
+        request.request_id = request_id
+        token = request_id_var.set(request_id)
+        try:
+            response = self.get_response(request)
+        finally:
+            request_id_var.reset(token)
+        response["X-Request-ID"] = request_id
+        return response
+
+
+_ERROR_MESSAGES = {
+    400: ("bad_request", "The request could not be understood."),
+    403: ("forbidden", "You do not have permission to perform this action."),
+    404: ("not_found", "No such resource: check the URL."),
+    405: ("method_not_allowed", "This method is not allowed on this URL."),
+    413: ("request_too_large", "The request body is too large."),
+    500: ("server_error", "Internal server error; the request id identifies it in the logs."),
+}
+
+
+class JsonErrorPagesMiddleware:
+    """Turns Django's HTML error pages (unknown route, wrong method, ...) into the API's JSON shape.
+
+    The admin keeps its HTML pages; everything else a machine may call answers JSON.
+    """
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        response = self.get_response(request)
+        status = response.status_code
+        if status not in _ERROR_MESSAGES or request.path.startswith("/admin/"):
+            return response
+        if response.get("Content-Type", "").startswith("application/json"):
+            return response
+        code, message = _ERROR_MESSAGES[status]
+        if status == 405 and response.get("Allow"):
+            message = f"Method {request.method} is not allowed here; allowed: {response['Allow']}."
+        if status == 404:
+            message = f"No such resource: {request.path}"
+        json_response = JsonResponse({"error": {"code": code, "message": message, "fields": {}}}, status=status)
+        if response.get("Allow"):
+            json_response["Allow"] = response["Allow"]
+        return json_response

