@@ -8,8 +8,8 @@ from accounts.models import APIKey, User
 class UserAdmin(DjangoUserAdmin):
     list_display = ("username", "email", "role", "is_active", "is_staff", "last_login")
     list_filter = ("role", "is_active", "is_staff")
-    fieldsets = DjangoUserAdmin.fieldsets + (("Role", {"fields": ("role",)}),)
-    add_fieldsets = DjangoUserAdmin.add_fieldsets + (("Role", {"fields": ("role",)}),)
+    fieldsets = (*DjangoUserAdmin.fieldsets, ("Role", {"fields": ("role",)}))
+    add_fieldsets = (*DjangoUserAdmin.add_fieldsets, ("Role", {"fields": ("role",)}))
 
 
 @admin.register(APIKey)
@@ -20,7 +20,16 @@ class APIKeyAdmin(admin.ModelAdmin):
     list_display = ("name", "prefix", "scopes", "created_at", "expires_at", "revoked_at", "last_used_at")
     list_filter = ("revoked_at", "expires_at")
     search_fields = ("name", "prefix")
-    readonly_fields = ("name", "prefix", "scopes", "created_at", "created_by", "last_used_at", "expires_at", "revoked_at")
+    readonly_fields = (
+        "name",
+        "prefix",
+        "scopes",
+        "created_at",
+        "created_by",
+        "last_used_at",
+        "expires_at",
+        "revoked_at",
+    )
     actions = ["revoke_selected"]
 
     def has_add_permission(self, request) -> bool:

@@ -26,9 +26,7 @@ def scope_or_role(scope: str, role: str) -> type[BasePermission]:
     return ScopeOrRole
 
 
-def read_write(
-    read_scope: str, read_role: str, write_scope: str, write_role: str
-) -> type[BasePermission]:
+def read_write(read_scope: str, read_role: str, write_scope: str, write_role: str) -> type[BasePermission]:
     """Safe methods need the read scope/role, the rest the write scope/role."""
     read_permission, write_permission = scope_or_role(read_scope, read_role), scope_or_role(write_scope, write_role)
 

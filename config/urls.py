@@ -6,6 +6,7 @@ from config.health import HealthzApi, ReadyzApi
 
 api_v1 = [
     path("", include("accounts.urls")),
+    path("", include("incidents.urls")),
 ]
 
 urlpatterns = [
@@ -13,6 +14,8 @@ urlpatterns = [
     path("readyz", ReadyzApi.as_view(), name="readyz"),
     path("admin/", admin.site.urls),
     path("api/v1/", include(api_v1)),
+    path("webhook/", include("incidents.seed_urls")),
+    path("webhooks/", include("orchestrator.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
 ]

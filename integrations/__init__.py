@@ -1,4 +1,8 @@
-"""Outbound integrations (CRM, SMS, email, Slack) with recorded delivery attempts.
+"""Outbound notifications: when something happens (an incident nobody acknowledged, a drill), tell the
+systems people watch — webhooks, Slack, email — and keep trying until they hear it.
 
-Not built yet: no issue has asked for it so far (see the README's "What is built").
+`services.notify()` records one `OutboundMessage` per subscribed integration and queues delivery after
+the caller's transaction commits; `services.deliver()` sends one message and records every try as a
+`DeliveryAttempt`; the beat sweep `services.retry_due_messages()` picks up whatever a lost task or a
+dead worker left behind.
 """

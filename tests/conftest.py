@@ -11,11 +11,13 @@ from accounts.services import create_api_key
 from config.celery import app as celery_app
 
 
-@pytest.fixture(scope="session")
-def celery_session_worker(django_db_setup):
+@pytest.fixture
+def celery_worker(transactional_db):
     """A real worker thread consuming every queue from the real broker (no eager mode).
 
-    Stale messages from an earlier run are purged first so they cannot act on this run's data.
+    One per test: the queues are purged first, so messages left by an earlier test (a countdown
+    restored at shutdown) cannot act on this test's rows. The data is committed
+    (transactional_db), so the worker's own connections see it.
     """
     assert not celery_app.conf.task_always_eager
     celery_app.control.purge()
@@ -28,12 +30,6 @@ def celery_session_worker(django_db_setup):
         shutdown_timeout=30,
     ) as worker:
         yield worker
-
-
-@pytest.fixture
-def celery_worker(celery_session_worker, transactional_db):
-    """Use in tests that enqueue work: the data is committed, so the worker thread can see it."""
-    return celery_session_worker
 
 
 @pytest.fixture
@@ -56,3 +52,38 @@ def system_client(make_api_key) -> APIClient:
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Api-Key {make_api_key(*Scope.values)}")
     return client
+
+
+SIMULATED_ACCOUNT_SID = "AC" + "1" * 32
+SIMULATED_AUTH_TOKEN = "test-auth-token"
+
+
+@pytest.fixture
+def simulator(live_server, settings):
+    """The carrier simulator over real HTTP: our Twilio SDK calls go to it, and it plays each call
+    against our webhooks on the live server, signed as Twilio signs them."""
+    from orchestrator.simulator import CarrierSimulator
+
+    simulator = CarrierSimulator(
+        account_sid=SIMULATED_ACCOUNT_SID,
+        auth_token=SIMULATED_AUTH_TOKEN,
+        ring_seconds=0.2,
+        step_seconds=0.02,
+        api_timeout_seconds=3.0,
+    )
+    base_url = simulator.start()
+    settings.VOICE_PROVIDER = "twilio"
+    settings.TWILIO_ACCOUNT_SID = SIMULATED_ACCOUNT_SID
+    settings.TWILIO_AUTH_TOKEN = SIMULATED_AUTH_TOKEN
+    settings.TWILIO_FROM_NUMBER = "+821000000000"
+    settings.TWILIO_API_BASE_URL = base_url
+    settings.PUBLIC_BASE_URL = live_server.url
+    yield simulator
+    simulator.wait_until_idle(timeout=15)
+    simulator.stop()
+
+
+@pytest.fixture
+def carrier(simulator, celery_worker):
+    """The whole product: the simulator and a real worker."""
+    return simulator

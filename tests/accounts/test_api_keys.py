@@ -24,7 +24,7 @@ def _create_with_command(*args: str) -> tuple[str, str]:
 
 def test_a_key_created_with_the_command_authenticates(api_client):
     # given a key made by the management command
-    output, raw_key = _create_with_command("alertmanager", "--scopes", "alerts:write,incidents:read")
+    _, raw_key = _create_with_command("alertmanager", "--scopes", "alerts:write,incidents:read")
 
     # when a system calls the API with it
     api_client.credentials(HTTP_AUTHORIZATION=f"Api-Key {raw_key}")
@@ -99,9 +99,7 @@ def test_a_revoked_key_gets_401(api_client):
 
 
 def test_an_expired_key_gets_401(api_client):
-    _, raw_key = create_api_key(
-        name="temp", scopes=["alerts:write"], expires_at=timezone.now() - timedelta(minutes=1)
-    )
+    _, raw_key = create_api_key(name="temp", scopes=["alerts:write"], expires_at=timezone.now() - timedelta(minutes=1))
     api_client.credentials(HTTP_AUTHORIZATION=f"Api-Key {raw_key}")
 
     response = api_client.get("/api/v1/auth/me")

@@ -35,6 +35,9 @@ class Command(BaseCommand):
         except InvalidInput as exc:
             raise CommandError(exc.message) from exc
         expiry = api_key.expires_at.isoformat() if api_key.expires_at else "never"
-        self.stdout.write(f"Created API key '{api_key.name}' (prefix {api_key.prefix}), scopes: {', '.join(api_key.scopes)}, expires: {expiry}.")
+        scopes = ", ".join(api_key.scopes)
+        self.stdout.write(
+            f"Created API key '{api_key.name}' (prefix {api_key.prefix}), scopes: {scopes}, expires: {expiry}."
+        )
         self.stdout.write("Store it now: it is not kept in clear and cannot be shown again.")
         self.stdout.write(raw_key)

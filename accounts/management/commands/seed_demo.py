@@ -11,6 +11,8 @@ from accounts.models import APIKey, Role, Scope, User
 from accounts.services import create_api_key, revoke_api_key
 
 DEMO_KEY_NAME = "demo (make run)"
+DEMO_PRIMARY = "+821055500003"  # the simulator lets numbers ending in 3 ring out
+DEMO_SECONDARY = "+821055500001"  # ... and numbers ending in 1 press 1
 
 
 class Command(BaseCommand):
@@ -30,6 +32,10 @@ class Command(BaseCommand):
         self.stdout.write(f"Admin:   http://127.0.0.1:8000/admin/  user {username}  password {password}")
         self.stdout.write("API:     http://127.0.0.1:8000/api/docs/")
         self.stdout.write("Flower:  http://127.0.0.1:5555/")
+        self.stdout.write("Try:     curl -X POST http://127.0.0.1:8000/api/v1/alerts/generic \\")
+        self.stdout.write(f'           -H "Authorization: Api-Key {raw_key}" -H "Content-Type: application/json" \\')
+        body = '{"summary": "서버 A CPU 95%", "tts_text": "긴급 알림입니다. 서버 A CPU 95퍼센트입니다."}'
+        self.stdout.write(f"           -d '{body}'")
         self.stdout.write(f"API key: {raw_key}")
 
     def _admin(self) -> tuple[str, str]:
@@ -55,4 +61,25 @@ class Command(BaseCommand):
         return raw_key
 
     def _demo_data(self) -> list[str]:
-        return []
+        """Two demo contacts on the simulator's numbers: the primary does not answer, the secondary
+        presses 1 (the simulator picks the scenario by the number's last digit)."""
+        from incidents.models import Contact, EscalationPolicy
+        from incidents.services import create_contact, create_policy
+
+        primary = Contact.objects.filter(phone=DEMO_PRIMARY).first() or create_contact(
+            name="데모 1차 담당자 (no answer)", phone=DEMO_PRIMARY
+        )
+        secondary = Contact.objects.filter(phone=DEMO_SECONDARY).first() or create_contact(
+            name="데모 2차 담당자 (presses 1)", phone=DEMO_SECONDARY
+        )
+        if not EscalationPolicy.objects.filter(name="demo").exists():
+            create_policy(
+                name="demo",
+                contacts=[primary, secondary],
+                is_default=not EscalationPolicy.objects.filter(is_default=True).exists(),
+                max_attempts=4,
+                ring_timeout_seconds=15,
+            )
+        return [
+            f"Demo policy 'demo': {primary.name} {primary.phone}, then {secondary.name} {secondary.phone}.",
+        ]

@@ -1,0 +1,352 @@
+"""Escalation benchmark on the real stack: gunicorn, a Celery worker process, Redis, the database,
+and the carrier simulator (in this process) answering the real Twilio SDK over HTTP.
+
+Prints one JSON object:
+- alert_to_dial_ms: from `POST /api/v1/alerts/generic` leaving the client to the simulator receiving
+  `Calls.create`, over N alerts sent at a steady rate (target: p99 <= 100 ms);
+- after_no_answer_ms: from our server storing a no-answer callback to the next `Calls.create`;
+- after_missed_deadline_ms: from a deadline (the carrier never answered our request) to the next
+  `Calls.create` (target for both: p99 <= 250 ms).
+
+Usage: .venv/bin/python bench/escalation_latency.py [--alerts 500] [--rate 20] [--timers 60]
+Uses DATABASE_URL / REDIS_URL when set (a fresh database `<name>_bench` is created next to the named
+one), else SQLite in var/ and an embedded Redis.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from urllib.parse import urlparse
+
+import requests
+
+PROJECT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(PROJECT))
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+SID, TOKEN = "AC" + "2" * 32, "bench-auth-token"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_for(url: str, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if requests.get(url, timeout=1).status_code < 500:
+                return
+        except requests.RequestException:
+            pass
+        time.sleep(0.2)
+    raise RuntimeError(f"{url} did not come up")
+
+
+def percentiles(values: list[float]) -> dict:
+    if not values:
+        return {"n": 0}
+    ordered = sorted(values)
+
+    def pick(q: float) -> float:
+        return round(ordered[min(len(ordered) - 1, int(q * len(ordered)))], 1)
+
+    return {
+        "n": len(values),
+        "p50": pick(0.50),
+        "p95": pick(0.95),
+        "p99": pick(0.99),
+        "max": round(ordered[-1], 1),
+        "mean": round(statistics.fmean(values), 1),
+    }
+
+
+class SimulatorClient:
+    """Reads the simulator process's calls over its HTTP listing."""
+
+    def __init__(self, base_url: str):
+        self.base_url = base_url
+
+    def calls(self) -> list[dict]:
+        return requests.get(f"{self.base_url}/_simulator/calls", timeout=10).json()
+
+    def wait_for_calls(self, n: int, timeout: float) -> list[dict]:
+        deadline = time.monotonic() + timeout
+        while True:
+            calls = self.calls()
+            if len(calls) >= n:
+                return calls
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"expected {n} calls, the simulator saw {len(calls)}")
+            time.sleep(0.2)
+
+
+def token_of(call: dict) -> str:
+    return call["url"].rstrip("/").rsplit("/", 1)[-1]
+
+
+def prepare_database(env: dict) -> str:
+    url = os.environ.get("DATABASE_URL")
+    if not url:
+        path = PROJECT / "var" / "bench.sqlite3"
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{path}{suffix}").unlink(missing_ok=True)
+        return f"sqlite:///{path}"
+    import psycopg
+
+    parsed = urlparse(url)
+    bench_name = f"{parsed.path.lstrip('/') or 'oncall'}_bench"
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{bench_name}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{bench_name}"')
+    return parsed._replace(path=f"/{bench_name}").geturl()
+
+
+def start_redis(processes: list) -> str:
+    if os.environ.get("REDIS_URL"):
+        import redis
+
+        redis.Redis.from_url(os.environ["REDIS_URL"]).flushdb()
+        return os.environ["REDIS_URL"]
+    from config.devrun import redis_command
+
+    port = free_port()
+    processes.append(subprocess.Popen(redis_command(port, Path(tempfile.mkdtemp())), stdout=subprocess.DEVNULL))
+    time.sleep(0.5)
+    return f"redis://127.0.0.1:{port}/0"
+
+
+def spawn(command: list[str], env: dict, processes: list, log: Path) -> None:
+    handle = log.open("w")
+    processes.append(
+        subprocess.Popen(command, cwd=PROJECT, env=env, stdout=handle, stderr=subprocess.STDOUT, start_new_session=True)
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--alerts", type=int, default=500)
+    parser.add_argument("--rate", type=float, default=20.0, help="alerts per second")
+    parser.add_argument("--timers", type=int, default=60, help="incidents for each timer measurement")
+    parser.add_argument("--worker-pool", default="threads", choices=["threads", "prefork"])
+    parser.add_argument("--worker-concurrency", type=int, default=16)
+    args = parser.parse_args()
+
+    processes: list[subprocess.Popen] = []
+    logs = PROJECT / "var" / "bench-logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    try:
+        env = {**os.environ, "DEBUG": "false", "SECRET_KEY": "bench-secret", "LOG_LEVEL": "WARNING"}
+        env["DATABASE_URL"] = prepare_database(env)
+        env["REDIS_URL"] = start_redis(processes)
+
+        web_port, simulator_port = free_port(), free_port()
+        env.update(
+            VOICE_PROVIDER="twilio",
+            TWILIO_ACCOUNT_SID=SID,
+            TWILIO_AUTH_TOKEN=TOKEN,
+            TWILIO_FROM_NUMBER="+821000000000",
+            TWILIO_API_BASE_URL=f"http://127.0.0.1:{simulator_port}",
+            PUBLIC_BASE_URL=f"http://127.0.0.1:{web_port}",
+            PROVIDER_HTTP_TIMEOUT_SECONDS="1.0",
+            DIAL_GRACE_SECONDS="1",
+            ESCALATION_SWEEP_SECONDS="2",
+        )
+        os.environ.update(env)
+        subprocess.run(
+            [sys.executable, "manage.py", "migrate", "--noinput", "-v", "0"], cwd=PROJECT, env=env, check=True
+        )
+        import django
+
+        django.setup()
+        from accounts.services import create_api_key
+        from incidents.services import create_contact, create_policy
+
+        def policy(name: str, *numbers: str, **options):
+            contacts = [create_contact(name=f"{name}-{i}", phone=number) for i, number in enumerate(numbers)]
+            return create_policy(name=name, contacts=contacts, ring_timeout_seconds=5, **options)
+
+        policy("press1", "+821099900001", is_default=True)
+        policy("noanswer", "+821099900003", "+821099900011")
+        policy("deadline", "+821099900008", "+821099900021")
+        _, api_key = create_api_key(name="bench", scopes=["alerts:write", "incidents:read"])
+
+        python_bin = Path(sys.executable).parent
+        spawn(
+            [
+                str(python_bin / "gunicorn"),
+                "config.wsgi",
+                "--bind",
+                f"127.0.0.1:{web_port}",
+                "--workers",
+                "2",
+                "--threads",
+                "8",
+            ],
+            env,
+            processes,
+            logs / "web.log",
+        )
+        spawn(
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "config",
+                "worker",
+                "-Q",
+                "calls,default,integrations",
+                "--pool",
+                args.worker_pool,
+                "--concurrency",
+                str(args.worker_concurrency),
+                "--loglevel",
+                "WARNING",
+                "--without-mingle",
+                "--without-gossip",
+            ],
+            env,
+            processes,
+            logs / "worker.log",
+        )
+        spawn(
+            [sys.executable, "-m", "celery", "-A", "config", "beat", "--loglevel", "WARNING"],
+            env,
+            processes,
+            logs / "beat.log",
+        )
+        # The simulator runs in its own process, so it does not compete with this client for the GIL.
+        spawn(
+            [
+                sys.executable,
+                "manage.py",
+                "carrier_simulator",
+                "--port",
+                str(simulator_port),
+                "--ring-seconds",
+                "1",
+                "--step-seconds",
+                "0.01",
+                "--api-timeout-seconds",
+                "3",
+            ],
+            env,
+            processes,
+            logs / "simulator.log",
+        )
+        simulator = SimulatorClient(f"http://127.0.0.1:{simulator_port}")
+        wait_for(f"http://127.0.0.1:{simulator_port}/_simulator/calls")
+        base = f"http://127.0.0.1:{web_port}"
+        wait_for(f"{base}/healthz")
+        session = requests.Session()
+        session.headers["Authorization"] = f"Api-Key {api_key}"
+
+        sent_at: dict[int, float] = {}
+        lock = threading.Lock()
+
+        def post(index: int, policy_name: str, phase: str) -> None:
+            key = f"{phase}-{index}"
+            body = {"summary": f"bench {phase} {index}", "dedup_key": key, "policy": policy_name}
+            started = time.time()
+            response = session.post(f"{base}/api/v1/alerts/generic", json=body, timeout=30)
+            response.raise_for_status()
+            with lock:
+                sent_at[response.json()["incident_id"]] = started
+
+        def steady(count: int, rate: float, policy_name: str, phase: str) -> None:
+            with ThreadPoolExecutor(max_workers=32) as pool:
+                start = time.monotonic()
+                futures = []
+                for index in range(count):
+                    delay = start + index / rate - time.monotonic()
+                    if delay > 0:
+                        time.sleep(delay)
+                    futures.append(pool.submit(post, index, policy_name, phase))
+                for future in futures:
+                    future.result()  # an HTTP error fails the benchmark loudly
+
+        # warm up (not measured)
+        steady(20, args.rate, "press1", "warmup")
+        simulator.wait_for_calls(20, timeout=60)
+        sent_at.clear()
+
+        from orchestrator.models import CallAttempt
+
+        tokens = dict(CallAttempt.objects.values_list("token", "incident_id"))
+        skip = len(simulator.calls())
+        steady(args.alerts, args.rate, "press1", "dial")
+        calls = simulator.wait_for_calls(skip + args.alerts, timeout=300)[skip:]
+        tokens = dict(CallAttempt.objects.values_list("token", "incident_id"))
+        dial_latency = [(call["requested_at"] - sent_at[tokens[token_of(call)]]) * 1000 for call in calls]
+
+        # timers: next call after a no-answer callback, and after a missed deadline
+        skip += args.alerts
+        steady(args.timers, 5.0, "noanswer", "noanswer")
+        simulator.wait_for_calls(skip + 2 * args.timers, timeout=180)
+        steady(args.timers, 5.0, "deadline", "deadline")
+        requested = {
+            token_of(call): call["requested_at"]
+            for call in simulator.wait_for_calls(skip + 4 * args.timers, timeout=180)
+        }
+        after_no_answer, after_deadline = [], []
+        from incidents.models import IncidentEvent
+
+        for second in CallAttempt.objects.filter(step=2).select_related("incident__policy"):
+            first = CallAttempt.objects.get(incident_id=second.incident_id, step=1)
+            dialed = requested.get(second.token)
+            if dialed is None:
+                continue
+            if second.incident.policy.name == "noanswer" and first.ended_at:
+                after_no_answer.append((dialed - first.ended_at.timestamp()) * 1000)
+            elif second.incident.policy.name == "deadline":
+                queued = IncidentEvent.objects.get(attempt=first, kind="call_queued")
+                from datetime import datetime
+
+                deadline = datetime.fromisoformat(queued.data["deadline"]).timestamp()
+                after_deadline.append((dialed - deadline) * 1000)
+
+        print(
+            json.dumps(
+                {
+                    "database": env["DATABASE_URL"].split(":", 1)[0],
+                    "alerts": args.alerts,
+                    "rate_per_second": args.rate,
+                    "worker": f"{args.worker_pool} x{args.worker_concurrency}",
+                    "alert_to_dial_ms": percentiles(dial_latency),
+                    "after_no_answer_ms": percentiles(after_no_answer),
+                    "after_missed_deadline_ms": percentiles(after_deadline),
+                },
+                indent=2,
+            )
+        )
+    finally:
+        for process in processes:
+            if process.poll() is None:
+                try:
+                    os.killpg(process.pid, signal.SIGTERM)
+                except (ProcessLookupError, PermissionError):
+                    process.terminate()
+        for process in processes:
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                process.kill()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,133 @@
+"""Thin DRF views: validate input, call a service or a selector, shape the output."""
+
+from __future__ import annotations
+
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
+from rest_framework import status
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from accounts.models import Role, Scope
+from accounts.permissions import scope_or_role
+from incidents import ingestion, selectors, services
+from incidents.serializers import (
+    AlertmanagerIn,
+    GenericAlertIn,
+    GrafanaIn,
+    IncidentDetailOut,
+    IncidentFilterIn,
+    IncidentOut,
+    IngestOut,
+)
+from orchestrator.services import escalate_now
+
+CanPostAlerts = scope_or_role(Scope.ALERTS_WRITE, Role.SUPERVISOR)
+CanReadIncidents = scope_or_role(Scope.INCIDENTS_READ, Role.VIEWER)
+CanHandleIncidents = scope_or_role(Scope.INCIDENTS_WRITE, Role.AGENT)
+
+POLICY_PARAM = OpenApiParameter("policy", str, description="escalation policy id or name (else the default)")
+
+
+def ingest_response(result: services.IngestResult) -> Response:
+    incident = result.incident
+    body = {
+        "incident_id": incident.pk if incident else None,
+        "state": incident.state if incident else None,
+        "deduplicated": result.deduplicated,
+        "resolved": result.resolved,
+    }
+    return Response(body, status=status.HTTP_201_CREATED if result.created else status.HTTP_200_OK)
+
+
+class GenericAlertApi(APIView):
+    permission_classes = [CanPostAlerts]
+
+    @extend_schema(request=GenericAlertIn, responses={201: IngestOut, 200: IngestOut})
+    def post(self, request):
+        serializer = GenericAlertIn(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        actor = services.actor_of(request.user)
+        return ingest_response(ingestion.ingest_generic(serializer.validated_data, payload=request.data, actor=actor))
+
+
+class _GroupedAlertApi(APIView):
+    """Alertmanager and Grafana: a grouped notification, an optional `?policy=`."""
+
+    permission_classes = [CanPostAlerts]
+    input_serializer: type
+    ingest: staticmethod  # the source's function in incidents.ingestion
+
+    def post(self, request):
+        serializer = self.input_serializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        result = self.ingest(
+            serializer.validated_data,
+            payload=request.data,
+            actor=services.actor_of(request.user),
+            policy=request.query_params.get("policy"),
+        )
+        return ingest_response(result)
+
+
+@extend_schema_view(
+    post=extend_schema(request=AlertmanagerIn, responses={201: IngestOut, 200: IngestOut}, parameters=[POLICY_PARAM])
+)
+class AlertmanagerApi(_GroupedAlertApi):
+    input_serializer = AlertmanagerIn
+    ingest = staticmethod(ingestion.ingest_alertmanager)
+
+
+@extend_schema_view(
+    post=extend_schema(request=GrafanaIn, responses={201: IngestOut, 200: IngestOut}, parameters=[POLICY_PARAM])
+)
+class GrafanaApi(_GroupedAlertApi):
+    input_serializer = GrafanaIn
+    ingest = staticmethod(ingestion.ingest_grafana)
+
+
+class IncidentListApi(APIView):
+    permission_classes = [CanReadIncidents]
+
+    @extend_schema(parameters=[IncidentFilterIn], responses=IncidentOut(many=True))
+    def get(self, request):
+        filters = IncidentFilterIn(data=request.query_params)
+        filters.is_valid(raise_exception=True)
+        params = filters.validated_data
+        incidents = selectors.incident_list(state=params.get("state"))
+        page = incidents[params["offset"] : params["offset"] + params["limit"]]
+        return Response({"count": incidents.count(), "results": IncidentOut(page, many=True).data})
+
+
+class IncidentDetailApi(APIView):
+    permission_classes = [CanReadIncidents]
+
+    @extend_schema(responses=IncidentDetailOut)
+    def get(self, request, incident_id: int):
+        return Response(IncidentDetailOut(selectors.incident_detail(incident_id)).data)
+
+
+class IncidentAcknowledgeApi(APIView):
+    permission_classes = [CanHandleIncidents]
+
+    @extend_schema(request=None, responses=IncidentOut)
+    def post(self, request, incident_id: int):
+        incident = services.acknowledge(incident_id, actor=services.actor_of(request.user))
+        return Response(IncidentOut(incident).data)
+
+
+class IncidentResolveApi(APIView):
+    permission_classes = [CanHandleIncidents]
+
+    @extend_schema(request=None, responses=IncidentOut)
+    def post(self, request, incident_id: int):
+        incident = services.resolve(incident_id, actor=services.actor_of(request.user))
+        return Response(IncidentOut(incident).data)
+
+
+class IncidentEscalateApi(APIView):
+    permission_classes = [CanHandleIncidents]
+
+    @extend_schema(request=None, responses=IncidentDetailOut)
+    def post(self, request, incident_id: int):
+        escalate_now(incident_id, actor=services.actor_of(request.user))
+        return Response(IncidentDetailOut(selectors.incident_detail(incident_id)).data)

@@ -1,0 +1,87 @@
+"""Turns each monitoring system's payload into one call of the ingestion services."""
+
+from __future__ import annotations
+
+import hashlib
+
+from incidents.models import Source
+from incidents.serializers import severity_from
+from incidents.services import IngestResult, open_incident, pick_policy, resolve_by_dedup_key
+
+MAX_DEDUP_KEY = 255
+
+
+def namespaced_key(source: str, key: str) -> str:
+    """Keys of different sources never collide; a long Alertmanager groupKey is hashed to fit."""
+    full = f"{source}:{key}"
+    if len(full) <= MAX_DEDUP_KEY:
+        return full
+    return f"{source}:sha256:{hashlib.sha256(key.encode('utf-8')).hexdigest()}"
+
+
+def ingest_generic(data: dict, *, payload: dict, actor: str) -> IngestResult:
+    if data["status"] == "resolved":
+        return resolve_by_dedup_key(dedup_key=data["dedup_key"], source=Source.GENERIC, payload=payload, actor=actor)
+    return open_incident(
+        summary=data["summary"],
+        tts_text=data.get("tts_text", ""),
+        severity=data["severity"],
+        source=Source.GENERIC,
+        dedup_key=data.get("dedup_key"),
+        policy=pick_policy(data.get("policy")),
+        payload=payload,
+        actor=actor,
+    )
+
+
+def _prometheus_summary(data: dict) -> tuple[str, str]:
+    """(summary, spoken text) from the common annotations, else the first alert's."""
+    alerts = data.get("alerts") or []
+    first = alerts[0] if alerts else {"labels": {}, "annotations": {}}
+    annotations = {**first.get("annotations", {}), **data.get("commonAnnotations", {})}
+    labels = {**first.get("labels", {}), **data.get("commonLabels", {})}
+    name = labels.get("alertname") or data.get("title") or "alert"
+    summary = annotations.get("summary") or data.get("title") or name
+    firing = sum(1 for alert in alerts if alert.get("status", "firing") == "firing")
+    if firing > 1:
+        summary = f"{summary} ({firing} alerts)"
+    spoken = annotations.get("tts") or annotations.get("description") or summary
+    return summary[:500], spoken[:2000]
+
+
+def ingest_alertmanager(data: dict, *, payload: dict, actor: str, policy: str | None) -> IngestResult:
+    dedup_key = namespaced_key(Source.ALERTMANAGER, data["groupKey"])
+    if data["status"] == "resolved":
+        return resolve_by_dedup_key(dedup_key=dedup_key, source=Source.ALERTMANAGER, payload=payload, actor=actor)
+    summary, spoken = _prometheus_summary(data)
+    labels = data.get("commonLabels", {})
+    return open_incident(
+        summary=summary,
+        tts_text=spoken,
+        severity=severity_from(labels.get("severity")),
+        source=Source.ALERTMANAGER,
+        dedup_key=dedup_key,
+        policy=pick_policy(policy or labels.get("escalation_policy")),
+        payload=payload,
+        actor=actor,
+    )
+
+
+def ingest_grafana(data: dict, *, payload: dict, actor: str, policy: str | None) -> IngestResult:
+    key = data.get("groupKey") or next(alert["fingerprint"] for alert in data["alerts"] if alert.get("fingerprint"))
+    dedup_key = namespaced_key(Source.GRAFANA, key)
+    resolved = data.get("state") == "ok" or (not data.get("state") and data.get("status") == "resolved")
+    if resolved:
+        return resolve_by_dedup_key(dedup_key=dedup_key, source=Source.GRAFANA, payload=payload, actor=actor)
+    summary, spoken = _prometheus_summary(data)
+    labels = data.get("commonLabels", {})
+    return open_incident(
+        summary=summary,
+        tts_text=spoken if spoken != summary else (data.get("message") or summary)[:2000],
+        severity=severity_from(labels.get("severity")),
+        source=Source.GRAFANA,
+        dedup_key=dedup_key,
+        policy=pick_policy(policy or labels.get("escalation_policy")),
+        payload=payload,
+        actor=actor,
+    )

@@ -1,0 +1,207 @@
+"""Input serializers validate what monitoring systems send; output serializers shape our answers."""
+
+from __future__ import annotations
+
+from rest_framework import serializers
+
+from incidents.models import Alert, Contact, Incident, IncidentEvent, IncidentState, Severity
+from orchestrator.models import CallAttempt
+
+SEVERITY_ALIASES = {
+    "critical": Severity.CRITICAL,
+    "page": Severity.CRITICAL,
+    "error": Severity.HIGH,
+    "high": Severity.HIGH,
+    "major": Severity.HIGH,
+    "warning": Severity.WARNING,
+    "warn": Severity.WARNING,
+    "minor": Severity.WARNING,
+    "info": Severity.INFO,
+    "none": Severity.INFO,
+}
+
+
+def severity_from(value: str | None) -> str:
+    return SEVERITY_ALIASES.get((value or "critical").strip().lower(), Severity.CRITICAL)
+
+
+class PolicyReferenceField(serializers.CharField):
+    """A policy named by id or by name; checked against the database by the service."""
+
+    def __init__(self, **kwargs):
+        super().__init__(required=False, allow_blank=True, allow_null=True, max_length=100, **kwargs)
+
+    def to_internal_value(self, data):
+        if isinstance(data, int) and not isinstance(data, bool):
+            data = str(data)
+        return super().to_internal_value(data)
+
+
+class GenericAlertIn(serializers.Serializer):
+    summary = serializers.CharField(max_length=500, required=False, allow_blank=False)
+    tts_text = serializers.CharField(max_length=2000, required=False, allow_blank=True, default="")
+    severity = serializers.ChoiceField(choices=Severity.choices, required=False, default=Severity.CRITICAL)
+    dedup_key = serializers.CharField(max_length=255, required=False, allow_blank=False, allow_null=True)
+    policy = PolicyReferenceField()
+    status = serializers.ChoiceField(choices=["firing", "resolved"], required=False, default="firing")
+
+    def validate(self, attrs):
+        if attrs["status"] == "resolved" and not attrs.get("dedup_key"):
+            raise serializers.ValidationError({"dedup_key": "A resolved alert needs the dedup_key it resolves."})
+        if attrs["status"] == "firing" and not attrs.get("summary"):
+            raise serializers.ValidationError({"summary": "This field is required."})
+        return attrs
+
+
+class PrometheusAlertIn(serializers.Serializer):
+    status = serializers.ChoiceField(choices=["firing", "resolved"], required=False, default="firing")
+    labels = serializers.DictField(child=serializers.CharField(allow_blank=True), required=False, default=dict)
+    annotations = serializers.DictField(child=serializers.CharField(allow_blank=True), required=False, default=dict)
+    fingerprint = serializers.CharField(required=False, allow_blank=True, default="")
+
+
+class AlertmanagerIn(serializers.Serializer):
+    """Alertmanager webhook, version 4: one notification per alert group."""
+
+    version = serializers.CharField(required=False, default="4")
+    groupKey = serializers.CharField(max_length=10_000)
+    status = serializers.ChoiceField(choices=["firing", "resolved"])
+    receiver = serializers.CharField(required=False, allow_blank=True, default="")
+    groupLabels = serializers.DictField(required=False, default=dict)
+    commonLabels = serializers.DictField(required=False, default=dict)
+    commonAnnotations = serializers.DictField(required=False, default=dict)
+    alerts = PrometheusAlertIn(many=True, allow_empty=False)
+
+    def validate_version(self, value):
+        if value != "4":
+            raise serializers.ValidationError(f"Only Alertmanager webhook version 4 is supported, got {value!r}.")
+        return value
+
+
+class GrafanaIn(serializers.Serializer):
+    """Grafana alerting webhook, version 1."""
+
+    version = serializers.CharField(required=False, default="1")
+    status = serializers.ChoiceField(choices=["firing", "resolved"], required=False)
+    state = serializers.CharField(required=False, allow_blank=True, default="")
+    title = serializers.CharField(required=False, allow_blank=True, default="")
+    message = serializers.CharField(required=False, allow_blank=True, default="")
+    groupKey = serializers.CharField(required=False, allow_blank=True, default="", max_length=10_000)
+    commonLabels = serializers.DictField(required=False, default=dict)
+    commonAnnotations = serializers.DictField(required=False, default=dict)
+    alerts = PrometheusAlertIn(many=True, required=False, default=list)
+
+    def validate(self, attrs):
+        if not attrs.get("groupKey") and not any(alert.get("fingerprint") for alert in attrs["alerts"]):
+            raise serializers.ValidationError({"groupKey": "Neither groupKey nor an alert fingerprint was sent."})
+        if "status" not in attrs and not attrs.get("state"):
+            raise serializers.ValidationError({"state": "Neither status nor state was sent."})
+        return attrs
+
+
+class SeedStartIn(serializers.Serializer):
+    incident_summary = serializers.CharField(max_length=500)
+    tts_text = serializers.CharField(max_length=2000, required=False, allow_blank=True, default="")
+
+
+class SeedCallOut(serializers.Serializer):
+    incident_id = serializers.IntegerField()
+    call_id = serializers.CharField(allow_null=True)
+    to = serializers.CharField(allow_null=True)
+    role = serializers.CharField(allow_null=True)
+
+
+class SeedAckOut(serializers.Serializer):
+    incident_id = serializers.IntegerField()
+    status = serializers.CharField()
+    acknowledged = serializers.BooleanField()
+
+
+class IngestOut(serializers.Serializer):
+    incident_id = serializers.IntegerField(allow_null=True)
+    state = serializers.CharField(allow_null=True)
+    deduplicated = serializers.BooleanField()
+    resolved = serializers.BooleanField(required=False)
+
+
+class ContactOut(serializers.ModelSerializer):
+    class Meta:
+        model = Contact
+        fields = ["id", "name", "phone", "language"]
+
+
+class AttemptOut(serializers.ModelSerializer):
+    contact = ContactOut()
+
+    class Meta:
+        model = CallAttempt
+        fields = [
+            "step",
+            "contact",
+            "to_number",
+            "provider",
+            "provider_call_id",
+            "status",
+            "answered_by",
+            "digits",
+            "error",
+            "created_at",
+            "dialed_at",
+            "answered_at",
+            "ended_at",
+        ]
+
+
+class EventOut(serializers.ModelSerializer):
+    attempt_step = serializers.IntegerField(source="attempt.step", allow_null=True, default=None)
+
+    class Meta:
+        model = IncidentEvent
+        fields = ["at", "kind", "actor", "message", "attempt_step"]
+
+
+class AlertOut(serializers.ModelSerializer):
+    class Meta:
+        model = Alert
+        fields = ["id", "source", "status", "received_at", "received_by"]
+
+
+class IncidentOut(serializers.ModelSerializer):
+    policy = serializers.CharField(source="policy.name")
+
+    class Meta:
+        model = Incident
+        fields = [
+            "id",
+            "summary",
+            "tts_text",
+            "severity",
+            "source",
+            "dedup_key",
+            "policy",
+            "state",
+            "exhausted",
+            "exhausted_reason",
+            "current_step",
+            "next_action_at",
+            "acknowledged_at",
+            "acknowledged_by",
+            "resolved_at",
+            "created_at",
+            "updated_at",
+        ]
+
+
+class IncidentDetailOut(IncidentOut):
+    attempts = AttemptOut(many=True, source="attempt_list")
+    timeline = EventOut(many=True, source="events")
+    alerts = AlertOut(many=True)
+
+    class Meta(IncidentOut.Meta):
+        fields = [*IncidentOut.Meta.fields, "attempts", "timeline", "alerts"]
+
+
+class IncidentFilterIn(serializers.Serializer):
+    state = serializers.ChoiceField(choices=IncidentState.choices, required=False)
+    limit = serializers.IntegerField(min_value=1, max_value=200, required=False, default=50)
+    offset = serializers.IntegerField(min_value=0, required=False, default=0)

@@ -1,0 +1,271 @@
+"""Writes for incidents: contacts and policies, alert ingestion (find-or-create by dedup key),
+acknowledge, resolve. The escalation itself (calls, timers) is orchestrator.services."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from config.errors import DomainError, InvalidInput, NotFound
+from incidents.models import (
+    OPEN_STATES,
+    Alert,
+    Contact,
+    EscalationPolicy,
+    EventKind,
+    Incident,
+    IncidentEvent,
+    IncidentState,
+    PolicyContact,
+    Severity,
+    Source,
+)
+
+logger = logging.getLogger(__name__)
+
+SEED_POLICY_NAME = "default (PRIMARY_CONTACT/SECONDARY_CONTACT)"
+
+
+def actor_of(principal: Any) -> str:
+    """A short, stable name for whoever did something: a user, an API key, a phone contact."""
+    if principal is None:
+        return "system"
+    if isinstance(principal, str):
+        return principal
+    if hasattr(principal, "api_key"):
+        return principal.username
+    return f"user:{principal.get_username()}" if hasattr(principal, "get_username") else str(principal)
+
+
+def record_event(
+    incident: Incident,
+    kind: str,
+    *,
+    actor: str = "system",
+    message: str = "",
+    attempt: Any = None,
+    data: dict | None = None,
+) -> IncidentEvent:
+    return IncidentEvent.objects.create(
+        incident=incident, kind=kind, actor=actor[:200], message=message[:500], attempt=attempt, data=data or {}
+    )
+
+
+# --- contacts and policies ------------------------------------------------------------------------
+
+
+def create_contact(*, name: str, phone: str, language: str = "ko-KR", user: Any = None) -> Contact:
+    contact = Contact(name=name, phone=phone, language=language, user=user)
+    contact.full_clean()
+    contact.save()
+    return contact
+
+
+@transaction.atomic
+def create_policy(*, name: str, contacts: list[Contact], is_default: bool = False, **options: Any) -> EscalationPolicy:
+    if not contacts:
+        raise InvalidInput("A policy needs at least one contact.", fields={"contacts": "required"})
+    if is_default:
+        EscalationPolicy.objects.filter(is_default=True).update(is_default=False)
+    policy = EscalationPolicy(name=name, is_default=is_default, **options)
+    policy.full_clean()
+    policy.save()
+    for position, contact in enumerate(contacts):
+        PolicyContact.objects.create(policy=policy, contact=contact, position=position)
+    return policy
+
+
+@transaction.atomic
+def ensure_seed_policy() -> EscalationPolicy | None:
+    """The seed's behaviour: PRIMARY_CONTACT and SECONDARY_CONTACT, called alternately."""
+    numbers = [n for n in (settings.PRIMARY_CONTACT, settings.SECONDARY_CONTACT) if n]
+    if not numbers:
+        return None
+    policy = EscalationPolicy.objects.filter(name=SEED_POLICY_NAME).first()
+    if policy is not None:
+        return policy
+    contacts = []
+    for role, number in zip(("primary", "secondary"), numbers, strict=False):
+        contact = Contact.objects.filter(phone=number).first() or create_contact(name=role, phone=number)
+        contacts.append(contact)
+    return create_policy(
+        name=SEED_POLICY_NAME,
+        contacts=contacts,
+        is_default=not EscalationPolicy.objects.filter(is_default=True).exists(),
+        max_attempts=settings.MAX_ATTEMPTS,
+        ring_timeout_seconds=max(5, settings.CALL_TIMEOUT_SECONDS),
+    )
+
+
+def pick_policy(reference: str | int | None) -> EscalationPolicy:
+    """The named policy (by id or name), else the default one, else the seed's from the environment."""
+    if reference not in (None, ""):
+        lookup = {"pk": int(reference)} if str(reference).isdigit() else {"name": str(reference)}
+        policy = EscalationPolicy.objects.filter(**lookup).first()
+        if policy is None:
+            raise InvalidInput(f"Unknown escalation policy: {reference!r}.", fields={"policy": "unknown policy"})
+        return policy
+    policy = EscalationPolicy.objects.filter(is_default=True).first() or ensure_seed_policy()
+    if policy is None:
+        raise InvalidInput(
+            "No escalation policy: name one in 'policy', mark one as default in the admin, or set PRIMARY_CONTACT.",
+            fields={"policy": "no default policy configured"},
+        )
+    return policy
+
+
+# --- ingestion ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class IngestResult:
+    incident: Incident | None
+    created: bool = False
+    deduplicated: bool = False
+    resolved: bool = False
+
+
+def open_incident(
+    *,
+    summary: str,
+    source: str = Source.GENERIC,
+    tts_text: str = "",
+    severity: str = Severity.CRITICAL,
+    dedup_key: str | None = None,
+    policy: EscalationPolicy | None = None,
+    payload: dict | None = None,
+    actor: str = "system",
+) -> IngestResult:
+    """Finds the open incident with this dedup key, or opens one and queues its first call.
+
+    Concurrent duplicates are safe: a partial unique index allows one open incident per key, so
+    the loser of a race gets an IntegrityError, rolls back its savepoint, and joins the winner.
+    """
+    from orchestrator.services import start_escalation
+
+    policy = policy or pick_policy(None)
+    payload = payload if payload is not None else {}
+    with transaction.atomic():
+        existing = _open_incident_for(dedup_key)
+        if existing is None:
+            try:
+                with transaction.atomic():
+                    incident = Incident.objects.create(
+                        summary=summary[:500],
+                        tts_text=tts_text,
+                        severity=severity,
+                        source=source,
+                        dedup_key=dedup_key or None,
+                        policy=policy,
+                    )
+            except IntegrityError:
+                existing = _open_incident_for(dedup_key)
+                if existing is None:
+                    raise
+            else:
+                Alert.objects.create(incident=incident, source=source, payload=payload, received_by=actor)
+                record_event(incident, EventKind.CREATED, actor=actor, message=summary[:500])
+                start_escalation(incident)
+                return IngestResult(incident=incident, created=True)
+        Alert.objects.create(incident=existing, source=source, payload=payload, received_by=actor)
+        record_event(existing, EventKind.DEDUPLICATED, actor=actor, message="duplicate alert; no new call")
+        return IngestResult(incident=existing, deduplicated=True)
+
+
+def _open_incident_for(dedup_key: str | None) -> Incident | None:
+    if not dedup_key:
+        return None
+    return Incident.objects.select_for_update().filter(dedup_key=dedup_key, state__in=OPEN_STATES).first()
+
+
+def resolve_by_dedup_key(*, dedup_key: str, source: str, payload: dict, actor: str) -> IngestResult:
+    """A 'resolved' notification from a monitoring system: resolves the open incident, if any."""
+    with transaction.atomic():
+        incident = _open_incident_for(dedup_key)
+        if incident is None:
+            return IngestResult(incident=None)
+        Alert.objects.create(incident=incident, source=source, status="resolved", payload=payload, received_by=actor)
+        _resolve_locked(incident, actor=actor, message=f"resolved by {source}")
+        return IngestResult(incident=incident, resolved=True)
+
+
+# --- acknowledge, resolve -------------------------------------------------------------------------
+
+
+def lock_incident(incident_id: int) -> Incident:
+    try:
+        return Incident.objects.select_for_update(of=("self",)).select_related("policy").get(pk=incident_id)
+    except (Incident.DoesNotExist, ValueError, TypeError, ValidationError):
+        raise NotFound(f"Incident {incident_id} does not exist.") from None
+
+
+def acknowledge_locked(incident: Incident, *, actor: str, message: str = "", attempt: Any = None) -> bool:
+    """Stops the escalation. Returns False when it was already acknowledged (idempotent)."""
+    if incident.state == IncidentState.ACKNOWLEDGED:
+        return False
+    if incident.state == IncidentState.RESOLVED:
+        raise DomainError(f"Incident #{incident.pk} is already resolved.", code="already_resolved")
+    incident.state = IncidentState.ACKNOWLEDGED
+    incident.acknowledged_at = timezone.now()
+    incident.acknowledged_by = actor[:200]
+    incident.next_action_at = None
+    incident.save(update_fields=["state", "acknowledged_at", "acknowledged_by", "next_action_at", "updated_at"])
+    record_event(incident, EventKind.ACKNOWLEDGED, actor=actor, message=message, attempt=attempt)
+    _notify(incident, "incident.acknowledged")
+    return True
+
+
+def acknowledge(incident_id: int, *, actor: str) -> Incident:
+    with transaction.atomic():
+        incident = lock_incident(incident_id)
+        acknowledge_locked(incident, actor=actor, message="acknowledged through the API")
+    return incident
+
+
+def _resolve_locked(incident: Incident, *, actor: str, message: str) -> bool:
+    if incident.state == IncidentState.RESOLVED:
+        return False
+    incident.state = IncidentState.RESOLVED
+    incident.resolved_at = timezone.now()
+    incident.next_action_at = None
+    incident.save(update_fields=["state", "resolved_at", "next_action_at", "updated_at"])
+    record_event(incident, EventKind.RESOLVED, actor=actor, message=message)
+    _notify(incident, "incident.resolved")
+    return True
+
+
+def resolve(incident_id: int, *, actor: str) -> Incident:
+    with transaction.atomic():
+        incident = lock_incident(incident_id)
+        _resolve_locked(incident, actor=actor, message="resolved through the API")
+    return incident
+
+
+def _notify(incident: Incident, event: str) -> None:
+    """Tells subscribed integrations (Slack, webhooks, email); delivery is queued after commit."""
+    from integrations.services import notify
+
+    notify(event, incident_payload(incident), dedup_key=f"incident:{incident.pk}:{event}")
+
+
+def incident_payload(incident: Incident) -> dict:
+    return {
+        "incident_id": incident.pk,
+        "summary": incident.summary,
+        "severity": incident.severity,
+        "state": incident.state,
+        "source": incident.source,
+        "dedup_key": incident.dedup_key,
+        "attempts": incident.current_step,
+        "exhausted": incident.exhausted,
+        "reason": incident.exhausted_reason,
+        "acknowledged_by": incident.acknowledged_by,
+        "policy": incident.policy.name,
+        "url": f"{settings.PUBLIC_BASE_URL}/api/v1/incidents/{incident.pk}",
+    }

@@ -1,0 +1,14 @@
+from django.urls import path
+
+from incidents import apis
+
+urlpatterns = [
+    path("alerts/generic", apis.GenericAlertApi.as_view(), name="alerts-generic"),
+    path("alerts/alertmanager", apis.AlertmanagerApi.as_view(), name="alerts-alertmanager"),
+    path("alerts/grafana", apis.GrafanaApi.as_view(), name="alerts-grafana"),
+    path("incidents", apis.IncidentListApi.as_view(), name="incident-list"),
+    path("incidents/<int:incident_id>", apis.IncidentDetailApi.as_view(), name="incident-detail"),
+    path("incidents/<int:incident_id>/acknowledge", apis.IncidentAcknowledgeApi.as_view(), name="incident-ack"),
+    path("incidents/<int:incident_id>/resolve", apis.IncidentResolveApi.as_view(), name="incident-resolve"),
+    path("incidents/<int:incident_id>/escalate", apis.IncidentEscalateApi.as_view(), name="incident-escalate"),
+]

@@ -1,0 +1,102 @@
+"""Admins configure integrations and watch what was sent; history is read-only."""
+
+from __future__ import annotations
+
+from django import forms
+from django.contrib import admin, messages
+
+from integrations import services
+from integrations.models import DeliveryAttempt, Integration, OutboundMessage
+
+
+class IntegrationForm(forms.ModelForm):
+    class Meta:
+        model = Integration
+        fields = ["name", "kind", "target", "secret", "events", "active", "max_attempts"]
+        # Shown as dots: the signing secret should not be read over a shoulder.
+        widgets = {"secret": forms.PasswordInput(render_value=True)}
+
+
+@admin.register(Integration)
+class IntegrationAdmin(admin.ModelAdmin):
+    form = IntegrationForm
+    list_display = ("name", "kind", "target", "subscribed_events", "active", "max_attempts", "updated_at")
+    list_filter = ("kind", "active")
+    search_fields = ("name", "target")
+    readonly_fields = ("created_at", "updated_at")
+    actions = ["send_test_notification"]
+
+    @admin.display(description="Events")
+    def subscribed_events(self, integration: Integration) -> str:
+        return ", ".join(integration.events) if integration.events else "all events"
+
+    @admin.action(description="Send a test notification")
+    def send_test_notification(self, request, queryset):
+        sent = [services.send_test_notification(integration) for integration in queryset.order_by("pk")]
+        self.message_user(
+            request,
+            f"Queued a test notification for {len(sent)} integration(s); see Outbound messages for the result.",
+            messages.SUCCESS,
+        )
+
+
+class DeliveryAttemptInline(admin.TabularInline):
+    model = DeliveryAttempt
+    fields = ("number", "started_at", "finished_at", "ok", "http_status", "error")
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+    ordering = ("number",)
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+
+@admin.register(OutboundMessage)
+class OutboundMessageAdmin(admin.ModelAdmin):
+    list_display = (
+        "id",
+        "event",
+        "integration",
+        "status",
+        "attempts",
+        "next_attempt_at",
+        "delivered_at",
+        "created_at",
+        "last_error_excerpt",
+    )
+    list_filter = ("status", "event", "integration")
+    list_select_related = ("integration",)
+    search_fields = ("dedup_key", "event", "integration__name")
+    date_hierarchy = "created_at"
+    inlines = [DeliveryAttemptInline]
+    actions = ["retry_failed"]
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        # The detail page is read-only (obj given); the list keeps change rights for the retry action.
+        return obj is None and super().has_change_permission(request)
+
+    @admin.display(description="Last error")
+    def last_error_excerpt(self, message: OutboundMessage) -> str:
+        return message.last_error[:120]
+
+    @admin.action(description="Retry selected failed messages", permissions=["change"])
+    def retry_failed(self, request, queryset):
+        ids = list(queryset.values_list("pk", flat=True))
+        retried = services.retry_failed_messages(ids)
+        skipped = len(ids) - retried
+        note = f" Skipped {skipped} that had not failed." if skipped else ""
+        level = messages.SUCCESS if retried else messages.WARNING
+        self.message_user(request, f"Queued {retried} failed message(s) for another round of attempts.{note}", level)
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("integration")

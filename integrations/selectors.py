@@ -1,0 +1,35 @@
+"""Reads for integrations: who hears an event, and what became of a notification."""
+
+from __future__ import annotations
+
+from django.db.models import Count, QuerySet
+
+from integrations.models import Integration, OutboundMessage
+
+
+def subscribed_integrations(event: str) -> list[Integration]:
+    """Active integrations that take `event` (an empty `events` list takes every event).
+
+    Filtered in Python: the table is small, and JSON containment is not portable to SQLite.
+    """
+    return [integration for integration in Integration.objects.filter(active=True) if integration.subscribes_to(event)]
+
+
+def messages_for(*, dedup_key: str, event: str | None = None) -> QuerySet[OutboundMessage]:
+    """The messages one notification produced, one per integration, by integration name."""
+    messages = OutboundMessage.objects.filter(dedup_key=dedup_key).select_related("integration")
+    if event is not None:
+        messages = messages.filter(event=event)
+    return messages.order_by("integration__name")
+
+
+def message_with_attempts(message_id: int) -> OutboundMessage:
+    return (
+        OutboundMessage.objects.select_related("integration").prefetch_related("delivery_attempts").get(pk=message_id)
+    )
+
+
+def status_counts(*, dedup_key: str) -> dict[str, int]:
+    """e.g. {"delivered": 2, "pending": 1}: what a timeline shows for one notification."""
+    rows = OutboundMessage.objects.filter(dedup_key=dedup_key).values("status").annotate(count=Count("pk"))
+    return {row["status"]: row["count"] for row in rows}

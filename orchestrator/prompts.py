@@ -1,0 +1,41 @@
+"""What the phone says, in the contact's language (Korean by default)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Prompts:
+    menu: str
+    acknowledged: str
+    escalated: str
+    already_handled: str
+    invalid_key: str
+    goodbye_no_input: str
+
+    def alert(self, text: str) -> str:
+        return f"{text.strip()} {self.menu}"
+
+
+KOREAN = Prompts(
+    menu="확인하셨으면 1번, 다음 담당자에게 넘기려면 2번을 눌러주세요.",
+    acknowledged="확인되었습니다. 장애 대응을 부탁드립니다. 감사합니다.",
+    escalated="다음 담당자에게 넘기겠습니다.",
+    already_handled="이미 처리된 장애입니다. 감사합니다.",
+    invalid_key="잘못 누르셨습니다. 다시 안내해 드리겠습니다.",
+    goodbye_no_input="입력이 없어 통화를 종료합니다.",
+)
+
+ENGLISH = Prompts(
+    menu="Press 1 to acknowledge, or 2 to pass this to the next person.",
+    acknowledged="Acknowledged. Thank you for handling this incident.",
+    escalated="Passing this to the next person.",
+    already_handled="This incident has already been handled. Thank you.",
+    invalid_key="That key does nothing. Here is the message again.",
+    goodbye_no_input="No key was pressed. Goodbye.",
+)
+
+
+def prompts_for(language: str) -> Prompts:
+    return KOREAN if language.lower().startswith("ko") else ENGLISH

@@ -1,0 +1,56 @@
+"""Plain data the simulator's parts exchange: call records and HTTP replies."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from orchestrator.simulator.scenarios import Scenario
+
+
+@dataclass
+class SimulatedCall:
+    """What tests and benchmarks assert on: the request we received and everything the carrier did.
+
+    `params` holds the form fields of Calls.create: a field sent once maps to its string, a repeated
+    field (StatusCallbackEvent) to the list of its values. `says` keeps the text of every <Say> with its
+    language and voice, since `events` only carries the text.
+    """
+
+    sid: str | None
+    to: str
+    from_: str
+    scenario: Scenario
+    requested_at: float
+    params: dict[str, str | list[str]]
+    api_status: int
+    events: list[str] = field(default_factory=list)
+    digits: str = ""
+    finished: bool = False
+    callback_responses: list[tuple[str, int]] = field(default_factory=list)
+    says: list[dict[str, str]] = field(default_factory=list)
+
+    def as_json(self) -> dict[str, Any]:
+        """The shape served by GET /_simulator/calls (lists copied: a call thread may still append)."""
+        return {
+            "sid": self.sid,
+            "to": self.to,
+            "from": self.from_,
+            "scenario": self.scenario.value,
+            "requested_at": self.requested_at,
+            "url": self.params.get("Url", ""),
+            "api_status": self.api_status,
+            "events": list(self.events),
+            "digits": self.digits,
+            "finished": self.finished,
+        }
+
+
+@dataclass
+class ApiReply:
+    """An HTTP answer from a protocol module; `after_reply` runs once it was written (or the client left)."""
+
+    status: int
+    payload: Any
+    after_reply: Callable[[], None] | None = None

@@ -1,0 +1,199 @@
+"""The simulator's HTTP server, its registry of calls, and the waits tests synchronise on."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import urlsplit
+
+from orchestrator.simulator.records import ApiReply, SimulatedCall
+from orchestrator.simulator.scenarios import Scenario, scenario_by_last_digit
+from orchestrator.simulator.twilio import TwilioApi
+
+TranscriptWriter = Callable[[str], Any]
+
+
+class CarrierSimulator:
+    """A fake carrier on a real socket: the real SDKs call it, it calls our webhooks back.
+
+    Times are compressed for tests: a ring lasts `ring_seconds`, every other step of a call (a <Say>,
+    one second of <Pause>, one second of a <Gather> timeout) lasts `step_seconds`.
+    """
+
+    def __init__(
+        self,
+        account_sid: str,
+        auth_token: str,
+        ring_seconds: float = 3.0,
+        step_seconds: float = 0.5,
+        api_timeout_seconds: float = 15.0,
+        transcript: TranscriptWriter | None = None,
+    ) -> None:
+        self.account_sid = account_sid
+        self.auth_token = auth_token
+        self.ring_seconds = ring_seconds
+        self.step_seconds = step_seconds
+        self.api_timeout_seconds = api_timeout_seconds
+        self.transcript = transcript
+        self.default_scenario: Scenario = Scenario.PRESS_1
+        self.stopping = threading.Event()
+        self._changed = threading.Condition(threading.RLock())
+        self._calls: list[SimulatedCall] = []
+        self._explicit_scenarios: dict[str, Scenario] = {}
+        self._active_playbacks = 0
+        self._server: ThreadingHTTPServer | None = None
+        self._serve_thread: threading.Thread | None = None
+        self._twilio = TwilioApi(self)
+
+    # --- lifecycle ---------------------------------------------------------------------------
+
+    def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
+        """Listen (port 0 picks a free one) and serve in daemon threads; returns the base URL."""
+        if self._server is not None:
+            raise RuntimeError("the carrier simulator is already running")
+        self.stopping.clear()
+        handler = type("BoundSimulatorHandler", (_SimulatorHandler,), {"simulator": self})
+        self._server = ThreadingHTTPServer((host, port), handler)
+        self._server.daemon_threads = True
+        self._serve_thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.1}, name="carrier-simulator", daemon=True
+        )
+        self._serve_thread.start()
+        return self.base_url
+
+    @property
+    def base_url(self) -> str:
+        if self._server is None:
+            raise RuntimeError("the carrier simulator is not running")
+        host, port = self._server.server_address[:2]
+        return f"http://{host}:{port}"
+
+    def stop(self) -> None:
+        """Stop listening, release held requests and end running calls without further callbacks."""
+        self.stopping.set()
+        self._twilio.hang_up_everything()
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+        if self._serve_thread is not None:
+            self._serve_thread.join(timeout=5)
+            self._serve_thread = None
+
+    # --- scenarios ---------------------------------------------------------------------------
+
+    def set_scenario(self, number: str, scenario: Scenario) -> None:
+        with self._changed:
+            self._explicit_scenarios[number] = Scenario(scenario)
+
+    def scenario_for(self, number: str) -> Scenario:
+        """The explicit scenario of `number`, else the one its last digit names (0: `default_scenario`)."""
+        with self._changed:
+            explicit = self._explicit_scenarios.get(number)
+        return explicit if explicit is not None else scenario_by_last_digit(number, self.default_scenario)
+
+    # --- observation -------------------------------------------------------------------------
+
+    @property
+    def calls(self) -> list[SimulatedCall]:
+        """A snapshot of the calls, in the order their Calls.create requests arrived."""
+        with self._changed:
+            return list(self._calls)
+
+    def wait_for_calls(self, n: int, timeout: float = 10) -> list[SimulatedCall]:
+        """Block until at least `n` Calls.create requests were accepted or refused."""
+        with self._changed:
+            if not self._changed.wait_for(lambda: len(self._calls) >= n, timeout=timeout):
+                raise TimeoutError(f"expected {n} calls within {timeout}s, got {len(self._calls)}")
+            return list(self._calls)
+
+    def wait_until_idle(self, timeout: float = 10) -> None:
+        """Block until every placed call has ended and sent its last callback."""
+        with self._changed:
+            if not self._changed.wait_for(lambda: self._active_playbacks == 0, timeout=timeout):
+                raise TimeoutError(f"{self._active_playbacks} calls still in progress after {timeout}s")
+
+    def reset(self) -> None:
+        """Forget calls and explicit scenarios; calls still playing finish on their own."""
+        with self._changed:
+            self._calls.clear()
+            self._explicit_scenarios.clear()
+            self._twilio.forget_calls()
+            self._changed.notify_all()
+
+    # --- used by the protocol modules --------------------------------------------------------
+
+    def record_call(self, call: SimulatedCall, will_play: bool) -> None:
+        """Register a Calls.create request; `will_play` counts it as busy before the API replies."""
+        with self._changed:
+            self._calls.append(call)
+            if will_play:
+                self._active_playbacks += 1
+            self._changed.notify_all()
+
+    def start_playback(self, play: Callable[[], None], name: str) -> None:
+        """Run one call in a daemon thread; the count taken by `record_call` is released when it ends."""
+
+        def run() -> None:
+            try:
+                play()
+            finally:
+                with self._changed:
+                    self._active_playbacks -= 1
+                    self._changed.notify_all()
+
+        threading.Thread(target=run, name=name, daemon=True).start()
+
+    def write_transcript(self, line: str) -> None:
+        if callable(self.transcript):
+            self.transcript(f"[sim] {line}")
+
+
+class _SimulatorHandler(BaseHTTPRequestHandler):
+    """Routes requests: the simulator's own endpoint, the Twilio REST API, Twilio-style 404 otherwise."""
+
+    simulator: CarrierSimulator
+    server_version = "CarrierSimulator/1.0"
+
+    def do_GET(self) -> None:
+        self._dispatch("GET")
+
+    def do_POST(self) -> None:
+        self._dispatch("POST")
+
+    def do_DELETE(self) -> None:
+        self._dispatch("DELETE")
+
+    def _dispatch(self, method: str) -> None:
+        received_at = time.time()
+        path = urlsplit(self.path).path
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length) if length > 0 else b""
+        if method == "GET" and path == "/_simulator/calls":
+            reply = ApiReply(200, [call.as_json() for call in self.simulator.calls])
+        else:
+            twilio = self.simulator._twilio
+            reply = twilio.handle(method, path, self.headers.get("Authorization", ""), body, received_at)
+        try:
+            self._write_json(reply.status, reply.payload)
+        except OSError:
+            pass  # the client gave up (an SDK timeout): the carrier carries on regardless
+        finally:
+            if reply.after_reply is not None:
+                reply.after_reply()
+
+    def _write_json(self, status: int, payload: Any) -> None:
+        body = json.dumps(payload).encode("utf-8")
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json; charset=utf-8")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+        self.wfile.flush()
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Silent: the transcript already tells what happened, stderr noise would hide it."""

@@ -1,0 +1,240 @@
+"""Twilio's REST API as our SDK calls it: create a call, hang it up, fetch it.
+
+Requests are form-encoded with HTTP basic auth (AccountSid:AuthToken); replies are JSON shaped like
+Twilio's, errors included ({"code", "message", "more_info", "status"}), so the twilio SDK builds a
+`CallInstance` or raises `TwilioRestException` exactly as against the real API. The call itself is
+played by `orchestrator.simulator.twilio_call`.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hmac
+import re
+import threading
+import uuid
+from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qs
+
+from orchestrator.simulator.records import ApiReply, SimulatedCall
+from orchestrator.simulator.scenarios import Scenario
+from orchestrator.simulator.twilio_call import TwilioCallPlayer
+from orchestrator.simulator.twilio_state import API_VERSION, LiveCall, rfc2822, short_sid
+
+if TYPE_CHECKING:
+    from orchestrator.simulator.server import CarrierSimulator
+
+CALLS_PATH = re.compile(rf"^/{API_VERSION}/Accounts/(?P<account_sid>[^/]+)/Calls\.json$")
+CALL_PATH = re.compile(rf"^/{API_VERSION}/Accounts/(?P<account_sid>[^/]+)/Calls/(?P<call_sid>[^/]+)\.json$")
+HANGUP_STATUSES = ("completed", "canceled")
+
+
+def twilio_error(status: int, code: int, message: str) -> ApiReply:
+    """Twilio's legacy error body, which the SDK turns into TwilioRestException(status, code, message)."""
+    payload = {
+        "code": code,
+        "message": message,
+        "more_info": f"https://www.twilio.com/docs/errors/{code}",
+        "status": status,
+    }
+    return ApiReply(status, payload)
+
+
+def not_found(path: str) -> ApiReply:
+    return twilio_error(404, 20404, f"The requested resource {path} was not found")
+
+
+class TwilioApi:
+    """The REST endpoints; owns the live calls so a hang-up request can reach its call's thread."""
+
+    def __init__(self, simulator: CarrierSimulator) -> None:
+        self.simulator = simulator
+        self._live_calls: dict[str, LiveCall] = {}
+        self._lock = threading.Lock()
+
+    def handle(self, method: str, path: str, authorization: str, body: bytes, received_at: float) -> ApiReply:
+        calls_match = CALLS_PATH.match(path)
+        call_match = CALL_PATH.match(path)
+        route = calls_match or call_match
+        if route is None or method not in ("GET", "POST"):
+            return not_found(path)
+        if not self._authenticated(authorization, route["account_sid"]):
+            return twilio_error(401, 20003, "Authenticate")
+        if calls_match and method == "POST":
+            return self._create_call(parse_form(body), received_at)
+        if call_match and method == "POST":
+            return self._update_call(call_match["call_sid"], parse_form(body), path)
+        if call_match and method == "GET":
+            live = self._live_call(call_match["call_sid"])
+            return ApiReply(200, call_resource(live)) if live else not_found(path)
+        return not_found(path)
+
+    def hang_up_everything(self) -> None:
+        with self._lock:
+            live_calls = list(self._live_calls.values())
+        for live in live_calls:
+            live.request_hangup("completed")
+
+    def forget_calls(self) -> None:
+        with self._lock:
+            self._live_calls.clear()
+
+    def _authenticated(self, authorization: str, path_account_sid: str) -> bool:
+        """Basic auth must be exactly our AccountSid and auth token, and the URL must name the same account."""
+        scheme, _, encoded = authorization.partition(" ")
+        if scheme.lower() != "basic":
+            return False
+        try:
+            username, _, password = base64.b64decode(encoded, validate=True).decode("utf-8").partition(":")
+        except (binascii.Error, UnicodeDecodeError):
+            return False
+        account = self.simulator.account_sid
+        return (
+            hmac.compare_digest(username.encode(), account.encode())
+            and hmac.compare_digest(password.encode(), self.simulator.auth_token.encode())
+            and path_account_sid == account
+        )
+
+    def _live_call(self, call_sid: str) -> LiveCall | None:
+        with self._lock:
+            return self._live_calls.get(call_sid)
+
+    def _create_call(self, form: dict[str, list[str]], received_at: float) -> ApiReply:
+        to = first(form, "To")
+        from_ = first(form, "From")
+        scenario = self.simulator.scenario_for(to)
+        record = SimulatedCall(
+            sid=None,
+            to=to,
+            from_=from_,
+            scenario=scenario,
+            requested_at=received_at,
+            params=flatten_form(form),
+            api_status=0,
+        )
+        refusal = self._invalid_request(form) or self._scenario_refusal(scenario)
+        if refusal is not None:
+            return self._refuse(record, refusal)
+
+        record.sid = "CA" + uuid.uuid4().hex
+        record.api_status = 201
+        live = LiveCall(record, self.simulator.account_sid, form)
+        with self._lock:
+            self._live_calls[record.sid] = live
+        self.simulator.record_call(record, will_play=True)
+        self.simulator.write_transcript(
+            f"{short_sid(record.sid)} Calls.create accepted: {to} from {from_} ({scenario.value})"
+        )
+        player = TwilioCallPlayer(self.simulator, live)
+        return ApiReply(
+            201,
+            call_resource(live),
+            after_reply=lambda: self.simulator.start_playback(player.run, name=f"sim-{record.sid}"),
+        )
+
+    def _invalid_request(self, form: dict[str, list[str]]) -> ApiReply | None:
+        """The validation Twilio does before accepting a call, with its error codes."""
+        if not first(form, "To"):
+            return twilio_error(400, 21201, "No 'To' number is specified")
+        if not first(form, "From"):
+            return twilio_error(400, 21213, "No 'From' number is specified")
+        if not first(form, "Url") and not first(form, "Twiml") and not first(form, "ApplicationSid"):
+            return twilio_error(400, 21205, "Either a 'Url', 'Twiml' or 'ApplicationSid' parameter is required")
+        if first(form, "ApplicationSid") and not (first(form, "Url") or first(form, "Twiml")):
+            return twilio_error(400, 21205, "The carrier simulator has no applications: send 'Url' or 'Twiml'")
+        timeout = first(form, "Timeout")
+        if timeout and not timeout.isdigit():
+            return twilio_error(400, 21216, f"Timeout must be a whole number of seconds, got '{timeout}'")
+        for field in ("Method", "StatusCallbackMethod", "AsyncAmdStatusCallbackMethod"):
+            value = first(form, field)
+            if value and value.upper() not in ("GET", "POST"):
+                return twilio_error(400, 21208, f"{field} must be GET or POST, got '{value}'")
+        return None
+
+    def _scenario_refusal(self, scenario: Scenario) -> ApiReply | None:
+        if scenario is Scenario.API_ERROR:
+            return twilio_error(500, 20500, "Internal Server Error")
+        if scenario is Scenario.API_TIMEOUT:
+            return twilio_error(503, 20503, "Service Unavailable")
+        return None
+
+    def _refuse(self, record: SimulatedCall, refusal: ApiReply) -> ApiReply:
+        """Record a refused request; API_TIMEOUT first holds it, like an API that stopped answering."""
+        record.api_status = refusal.status
+        holds = record.scenario is Scenario.API_TIMEOUT and refusal.status == 503
+        self.simulator.record_call(record, will_play=False)
+        if holds:
+            seconds = self.simulator.api_timeout_seconds
+            record.events.append(f"api held {seconds:g}s")
+            self.simulator.write_transcript(f"Calls.create to {record.to}: holding the request for {seconds:g}s")
+            self.simulator.stopping.wait(seconds)
+        record.events.append(f"api {refusal.status}: {refusal.payload['message']}")
+        record.finished = True
+        self.simulator.write_transcript(f"Calls.create to {record.to or '?'}: answered {refusal.status}")
+        return refusal
+
+    def _update_call(self, call_sid: str, form: dict[str, list[str]], path: str) -> ApiReply:
+        """Only hanging up is simulated: Status=completed ends any call, Status=canceled one not yet answered."""
+        live = self._live_call(call_sid)
+        if live is None:
+            return not_found(path)
+        status = first(form, "Status")
+        if status not in HANGUP_STATUSES:
+            return twilio_error(
+                400, 21220, "The carrier simulator only updates calls with Status=completed or Status=canceled"
+            )
+        live.request_hangup(status)
+        return ApiReply(200, call_resource(live))
+
+
+def parse_form(body: bytes) -> dict[str, list[str]]:
+    return parse_qs(body.decode("utf-8"), keep_blank_values=True)
+
+
+def first(form: dict[str, list[str]], name: str, default: str = "") -> str:
+    values = form.get(name)
+    return values[0] if values else default
+
+
+def flatten_form(form: dict[str, list[str]]) -> dict[str, str | list[str]]:
+    """A field sent once becomes its string; a repeated one stays a list."""
+    return {name: values[0] if len(values) == 1 else list(values) for name, values in form.items()}
+
+
+def call_resource(live: LiveCall) -> dict[str, Any]:
+    """The call resource JSON, with the fields `twilio.rest.api.v2010.account.call.CallInstance` reads."""
+    record = live.record
+    uri = f"/{API_VERSION}/Accounts/{live.account_sid}/Calls/{record.sid}"
+    snapshot = live.snapshot()
+    return {
+        "sid": record.sid,
+        "date_created": rfc2822(live.created_at),
+        "date_updated": rfc2822(snapshot.updated_at),
+        "parent_call_sid": None,
+        "account_sid": live.account_sid,
+        "to": record.to,
+        "to_formatted": record.to,
+        "from": record.from_,
+        "from_formatted": record.from_,
+        "phone_number_sid": None,
+        "status": snapshot.status,
+        "start_time": rfc2822(snapshot.answered_at) if snapshot.answered_at else None,
+        "end_time": rfc2822(snapshot.ended_at) if snapshot.ended_at else None,
+        "duration": str(snapshot.duration) if snapshot.ended_at else None,
+        "price": None,
+        "price_unit": "USD",
+        "direction": "outbound-api",
+        "answered_by": snapshot.answered_by,
+        "api_version": API_VERSION,
+        "forwarded_from": None,
+        "group_sid": None,
+        "caller_name": None,
+        "queue_time": "0",
+        "trunk_sid": None,
+        "uri": f"{uri}.json",
+        "subresource_uris": {
+            name: f"{uri}/{name}.json"
+            for name in ("notifications", "recordings", "payments", "events", "siprec", "streams", "transcriptions")
+        },
+    }

@@ -1,0 +1,37 @@
+"""Thin tasks: they take ids, call a service, and are safe to run twice (the services guard).
+
+A transient database error (a deadlock victim, a dropped connection) is retried with backoff and
+jitter: every service is idempotent and guarded by the step on a locked row.
+"""
+
+from __future__ import annotations
+
+from celery import shared_task
+from django.db import InterfaceError, OperationalError
+
+from orchestrator import services
+
+RETRY = {
+    "acks_late": True,
+    "ignore_result": True,
+    "autoretry_for": (OperationalError, InterfaceError),
+    "retry_backoff": 0.2,
+    "retry_backoff_max": 5,
+    "retry_jitter": True,
+    "max_retries": 5,
+}
+
+
+@shared_task(name="orchestrator.dial_attempt", **RETRY)
+def dial_attempt(attempt_id: int) -> None:
+    services.dial(attempt_id)
+
+
+@shared_task(name="orchestrator.check_deadline", **RETRY)
+def check_deadline(incident_id: int, step: int) -> None:
+    services.check_deadline(incident_id, step)
+
+
+@shared_task(name="orchestrator.sweep_escalations", **RETRY)
+def sweep_escalations() -> int:
+    return services.sweep_due()

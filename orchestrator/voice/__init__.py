@@ -1,0 +1,5 @@
+"""Voice carriers behind one interface: `get_provider(name).place_call(request)`."""
+
+from orchestrator.voice.base import CallRequest, ProviderError, VoiceProvider, get_provider
+
+__all__ = ["CallRequest", "ProviderError", "VoiceProvider", "get_provider"]

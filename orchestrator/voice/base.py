@@ -1,0 +1,51 @@
+"""The provider interface and the errors that tell the engine whether a call may exist."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+from django.conf import settings
+
+
+@dataclass(frozen=True)
+class CallRequest:
+    to: str
+    token: str  # the attempt's unguessable token, in every webhook URL
+    ring_timeout_seconds: int
+    language: str
+
+
+class ProviderError(Exception):
+    """The carrier did not take the call.
+
+    `ambiguous` is True when the call may have been placed anyway (the request timed out after it
+    was sent): the engine must not dial the same attempt again and waits for the deadline instead.
+    """
+
+    def __init__(self, message: str, *, ambiguous: bool = False, status: int | None = None):
+        super().__init__(message)
+        self.ambiguous = ambiguous
+        self.status = status
+
+
+class VoiceProvider(Protocol):
+    name: str
+
+    def place_call(self, request: CallRequest) -> str:
+        """Places the call and returns the carrier's call id, or raises ProviderError."""
+        ...
+
+
+def webhook_url(path: str) -> str:
+    """Carriers reach us at PUBLIC_BASE_URL (signatures are computed over this exact URL)."""
+    return f"{settings.PUBLIC_BASE_URL}{path}"
+
+
+def get_provider(name: str | None = None) -> VoiceProvider:
+    name = name or settings.VOICE_PROVIDER
+    if name == "twilio":
+        from orchestrator.voice.twilio import TwilioProvider
+
+        return TwilioProvider.from_settings()
+    raise ProviderError(f"Unknown voice provider {name!r}; VOICE_PROVIDER must be 'twilio'.")

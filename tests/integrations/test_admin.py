@@ -1,0 +1,98 @@
+"""What an admin sees and can do with integrations and their messages."""
+
+from __future__ import annotations
+
+import pytest
+
+from integrations.models import Integration, MessageStatus
+from integrations.services import deliver, notify
+from tests.integrations.conftest import EXHAUSTED_PAYLOAD
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def failed_message(receiver, make_integration):
+    receiver.plan((404, {}, b"no such hook"))
+    make_integration(target=receiver.url)
+    [message] = notify("incident.exhausted", EXHAUSTED_PAYLOAD, dedup_key="incident:42:exhausted")
+    return deliver(message.pk)
+
+
+def test_an_admin_adds_an_integration(admin_client):
+    response = admin_client.post(
+        "/admin/integrations/integration/add/",
+        {
+            "name": "ops-slack",
+            "kind": "slack",
+            "target": "https://hooks.slack.com/services/T0/B0/XYZ",
+            "secret": "",
+            "events": '["incident.exhausted"]',
+            "active": "on",
+            "max_attempts": "6",
+        },
+    )
+
+    assert response.status_code == 302
+    integration = Integration.objects.get(name="ops-slack")
+    assert (integration.kind, integration.events, integration.active) == ("slack", ["incident.exhausted"], True)
+
+
+def test_an_integration_saved_with_no_events_takes_every_event(admin_client):
+    response = admin_client.post(
+        "/admin/integrations/integration/add/",
+        {"name": "everything", "kind": "webhook", "target": "https://a.example.com", "events": "", "max_attempts": "6"},
+    )
+
+    assert response.status_code == 302
+    integration = Integration.objects.get(name="everything")
+    assert integration.events == []
+    assert integration.subscribes_to("drill.completed")
+
+
+def test_an_admin_cannot_save_an_email_integration_without_addresses(admin_client):
+    response = admin_client.post(
+        "/admin/integrations/integration/add/",
+        {"name": "ops-email", "kind": "email", "target": "ops", "events": "[]", "max_attempts": "6"},
+    )
+
+    assert response.status_code == 200
+    assert "Not an email address: ops" in response.content.decode()
+    assert not Integration.objects.exists()
+
+
+def test_the_message_list_shows_status_and_the_last_error(admin_client, failed_message):
+    response = admin_client.get("/admin/integrations/outboundmessage/", {"status__exact": "failed"})
+
+    page = response.content.decode()
+    assert response.status_code == 200
+    assert "incident.exhausted" in page
+    assert "Permanent failure: HTTP 404 Not Found: no such hook" in page
+
+
+def test_a_message_page_is_read_only_and_lists_its_attempts(admin_client, failed_message):
+    response = admin_client.get(f"/admin/integrations/outboundmessage/{failed_message.pk}/change/")
+
+    page = response.content.decode()
+    assert response.status_code == 200
+    assert "Delivery attempts" in page
+    assert "no such hook" in page
+    assert 'name="_save"' not in page
+
+
+def test_an_admin_retries_a_failed_message(admin_client, failed_message, receiver, fast_retries):
+    # given a message that failed because the hook was missing, and a receiver fixed since
+    # when the admin retries it
+    response = admin_client.post(
+        "/admin/integrations/outboundmessage/",
+        {"action": "retry_failed", "_selected_action": [failed_message.pk]},
+        follow=True,
+    )
+
+    # then it is pending again with a fresh round of attempts, and the next delivery succeeds
+    assert "Queued 1 failed message(s) for another round of attempts." in response.content.decode()
+    failed_message.refresh_from_db()
+    assert (failed_message.status, failed_message.attempts) == (MessageStatus.PENDING, 0)
+    message = deliver(failed_message.pk)
+    assert message.status == MessageStatus.DELIVERED
+    assert list(message.delivery_attempts.values_list("number", "ok")) == [(1, False), (2, True)]
