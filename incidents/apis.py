@@ -8,10 +8,12 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.models import Role, Scope
-from accounts.permissions import scope_or_role
+from accounts.permissions import read_write, scope_or_role
 from incidents import ingestion, selectors, services
 from incidents.serializers import (
     AlertmanagerIn,
+    ContactDetailOut,
+    ContactIn,
     GenericAlertIn,
     GrafanaIn,
     IncidentDetailOut,
@@ -24,6 +26,7 @@ from orchestrator.services import escalate_now
 CanPostAlerts = scope_or_role(Scope.ALERTS_WRITE, Role.SUPERVISOR)
 CanReadIncidents = scope_or_role(Scope.INCIDENTS_READ, Role.VIEWER)
 CanHandleIncidents = scope_or_role(Scope.INCIDENTS_WRITE, Role.AGENT)
+CanManageContacts = read_write(Scope.INCIDENTS_READ, Role.VIEWER, Scope.POLICIES_WRITE, Role.SUPERVISOR)
 
 POLICY_PARAM = OpenApiParameter("policy", str, description="escalation policy id or name (else the default)")
 
@@ -131,3 +134,33 @@ class IncidentEscalateApi(APIView):
     def post(self, request, incident_id: int):
         escalate_now(incident_id, actor=services.actor_of(request.user))
         return Response(IncidentDetailOut(selectors.incident_detail(incident_id)).data)
+
+
+class ContactListApi(APIView):
+    permission_classes = [CanManageContacts]
+
+    @extend_schema(responses=ContactDetailOut(many=True))
+    def get(self, request):
+        return Response(ContactDetailOut(selectors.contact_list(), many=True).data)
+
+    @extend_schema(request=ContactIn, responses={201: ContactDetailOut})
+    def post(self, request):
+        serializer = ContactIn(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        contact = services.create_contact(**serializer.validated_data)
+        return Response(ContactDetailOut(contact).data, status=status.HTTP_201_CREATED)
+
+
+class ContactDetailApi(APIView):
+    permission_classes = [CanManageContacts]
+
+    @extend_schema(responses=ContactDetailOut)
+    def get(self, request, contact_id: int):
+        return Response(ContactDetailOut(selectors.contact_detail(contact_id)).data)
+
+    @extend_schema(request=ContactIn(partial=True), responses=ContactDetailOut)
+    def patch(self, request, contact_id: int):
+        contact = selectors.contact_detail(contact_id)
+        serializer = ContactIn(data=request.data, partial=True)
+        serializer.is_valid(raise_exception=True)
+        return Response(ContactDetailOut(services.update_contact(contact, **serializer.validated_data)).data)

@@ -5,8 +5,19 @@ from __future__ import annotations
 from django.db.models import Prefetch, QuerySet
 
 from config.errors import NotFound
-from incidents.models import Incident, IncidentEvent
+from incidents.models import Contact, Incident, IncidentEvent
 from orchestrator.selectors import attempts_for
+
+
+def contact_list() -> QuerySet[Contact]:
+    return Contact.objects.order_by("name", "pk")
+
+
+def contact_detail(contact_id: int) -> Contact:
+    contact = Contact.objects.filter(pk=contact_id).first()
+    if contact is None:
+        raise NotFound(f"Contact {contact_id} does not exist.")
+    return contact
 
 
 def incident_list(*, state: str | None = None) -> QuerySet[Incident]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
-from incidents.models import Alert, Contact, Incident, IncidentEvent, IncidentState, Severity
+from incidents.models import E164, Alert, Contact, Incident, IncidentEvent, IncidentState, Language, Severity
 from orchestrator.models import CallAttempt
 
 SEVERITY_ALIASES = {
@@ -122,6 +122,19 @@ class IngestOut(serializers.Serializer):
     state = serializers.CharField(allow_null=True)
     deduplicated = serializers.BooleanField()
     resolved = serializers.BooleanField(required=False)
+
+
+class ContactIn(serializers.Serializer):
+    name = serializers.CharField(max_length=100)
+    phone = serializers.CharField(max_length=16, validators=[E164])
+    language = serializers.ChoiceField(choices=Language.choices, default=Language.KOREAN)
+    active = serializers.BooleanField(default=True)
+
+
+class ContactDetailOut(serializers.ModelSerializer):
+    class Meta:
+        model = Contact
+        fields = ["id", "name", "phone", "language", "active", "created_at", "updated_at"]
 
 
 class ContactOut(serializers.ModelSerializer):

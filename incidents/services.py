@@ -60,8 +60,18 @@ def record_event(
 # --- contacts and policies ------------------------------------------------------------------------
 
 
-def create_contact(*, name: str, phone: str, language: str = "ko-KR", user: Any = None) -> Contact:
-    contact = Contact(name=name, phone=phone, language=language, user=user)
+def create_contact(
+    *, name: str, phone: str, language: str = "ko-KR", active: bool = True, user: Any = None
+) -> Contact:
+    contact = Contact(name=name, phone=phone, language=language, active=active, user=user)
+    contact.full_clean()
+    contact.save()
+    return contact
+
+
+def update_contact(contact: Contact, **fields: Any) -> Contact:
+    for name, value in fields.items():
+        setattr(contact, name, value)
     contact.full_clean()
     contact.save()
     return contact

@@ -16,6 +16,10 @@ class SimulatedCall:
     `params` holds the form fields of Calls.create: a field sent once maps to its string, a repeated
     field (StatusCallbackEvent) to the list of its values. `says` keeps the text of every <Say> with its
     language and voice, since `events` only carries the text.
+
+    A Vonage call (`carrier` "vonage") has the call uuid as `sid`, the scalar fields of POST /v1/calls
+    as strings in `params` (event_url and answer_url unwrapped from their one-element lists, an inline
+    NCCO as JSON text), and `says` entries with the talk's language and style.
     """
 
     sid: str | None
@@ -30,6 +34,7 @@ class SimulatedCall:
     finished: bool = False
     callback_responses: list[tuple[str, int]] = field(default_factory=list)
     says: list[dict[str, str]] = field(default_factory=list)
+    carrier: str = "twilio"
 
     def as_json(self) -> dict[str, Any]:
         """The shape served by GET /_simulator/calls (lists copied: a call thread may still append)."""
@@ -39,7 +44,8 @@ class SimulatedCall:
             "from": self.from_,
             "scenario": self.scenario.value,
             "requested_at": self.requested_at,
-            "url": self.params.get("Url", ""),
+            # The URL whose last segment names our attempt: Twilio's voice Url, Vonage's event_url.
+            "url": self.params.get("event_url" if self.carrier == "vonage" else "Url", ""),
             "api_status": self.api_status,
             "events": list(self.events),
             "digits": self.digits,

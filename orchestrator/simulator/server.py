@@ -13,6 +13,7 @@ from urllib.parse import urlsplit
 from orchestrator.simulator.records import ApiReply, SimulatedCall
 from orchestrator.simulator.scenarios import Scenario, scenario_by_last_digit
 from orchestrator.simulator.twilio import TwilioApi
+from orchestrator.simulator.vonage import VONAGE_PATH_PREFIX, VonageApi
 
 TranscriptWriter = Callable[[str], Any]
 
@@ -22,6 +23,10 @@ class CarrierSimulator:
 
     Times are compressed for tests: a ring lasts `ring_seconds`, every other step of a call (a <Say>,
     one second of <Pause>, one second of a <Gather> timeout) lasts `step_seconds`.
+
+    The Vonage Voice API (/v1/calls) is served when all three Vonage arguments are given: the
+    application id and the PEM public key of its key pair check the application JWTs our SDK sends,
+    the signature secret signs the webhooks as Vonage signs them.
     """
 
     def __init__(
@@ -32,6 +37,10 @@ class CarrierSimulator:
         step_seconds: float = 0.5,
         api_timeout_seconds: float = 15.0,
         transcript: TranscriptWriter | None = None,
+        *,
+        vonage_application_id: str | None = None,
+        vonage_public_key_pem: str | None = None,
+        vonage_signature_secret: str | None = None,
     ) -> None:
         self.account_sid = account_sid
         self.auth_token = auth_token
@@ -48,6 +57,7 @@ class CarrierSimulator:
         self._server: ThreadingHTTPServer | None = None
         self._serve_thread: threading.Thread | None = None
         self._twilio = TwilioApi(self)
+        self._vonage = VonageApi(self, vonage_application_id, vonage_public_key_pem, vonage_signature_secret)
 
     # --- lifecycle ---------------------------------------------------------------------------
 
@@ -76,6 +86,7 @@ class CarrierSimulator:
         """Stop listening, release held requests and end running calls without further callbacks."""
         self.stopping.set()
         self._twilio.hang_up_everything()
+        self._vonage.hang_up_everything()
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()
@@ -123,6 +134,7 @@ class CarrierSimulator:
             self._calls.clear()
             self._explicit_scenarios.clear()
             self._twilio.forget_calls()
+            self._vonage.forget_calls()
             self._changed.notify_all()
 
     # --- used by the protocol modules --------------------------------------------------------
@@ -148,13 +160,15 @@ class CarrierSimulator:
 
         threading.Thread(target=run, name=name, daemon=True).start()
 
-    def write_transcript(self, line: str) -> None:
+    def write_transcript(self, line: str, carrier: str | None = None) -> None:
+        """Twilio's lines keep the bare `[sim]` prefix; other carriers name themselves (`[sim vonage]`)."""
         if callable(self.transcript):
-            self.transcript(f"[sim] {line}")
+            prefix = f"[sim {carrier}]" if carrier else "[sim]"
+            self.transcript(f"{prefix} {line}")
 
 
 class _SimulatorHandler(BaseHTTPRequestHandler):
-    """Routes requests: the simulator's own endpoint, the Twilio REST API, Twilio-style 404 otherwise."""
+    """Routes requests: the simulator's own endpoint, Vonage's /v1/calls, the Twilio REST API (and its 404)."""
 
     simulator: CarrierSimulator
     server_version = "CarrierSimulator/1.0"
@@ -164,6 +178,9 @@ class _SimulatorHandler(BaseHTTPRequestHandler):
 
     def do_POST(self) -> None:
         self._dispatch("POST")
+
+    def do_PUT(self) -> None:
+        self._dispatch("PUT")
 
     def do_DELETE(self) -> None:
         self._dispatch("DELETE")
@@ -175,6 +192,9 @@ class _SimulatorHandler(BaseHTTPRequestHandler):
         body = self.rfile.read(length) if length > 0 else b""
         if method == "GET" and path == "/_simulator/calls":
             reply = ApiReply(200, [call.as_json() for call in self.simulator.calls])
+        elif path == VONAGE_PATH_PREFIX or path.startswith(f"{VONAGE_PATH_PREFIX}/"):
+            vonage = self.simulator._vonage
+            reply = vonage.handle(method, path, self.headers.get("Authorization", ""), body, received_at)
         else:
             twilio = self.simulator._twilio
             reply = twilio.handle(method, path, self.headers.get("Authorization", ""), body, received_at)
@@ -187,9 +207,11 @@ class _SimulatorHandler(BaseHTTPRequestHandler):
                 reply.after_reply()
 
     def _write_json(self, status: int, payload: Any) -> None:
-        body = json.dumps(payload).encode("utf-8")
+        """A None payload is an empty body (Vonage's 204 to a call update)."""
+        body = b"" if payload is None else json.dumps(payload).encode("utf-8")
         self.send_response(status)
-        self.send_header("Content-Type", "application/json; charset=utf-8")
+        if payload is not None:
+            self.send_header("Content-Type", "application/json; charset=utf-8")
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         self.wfile.write(body)

@@ -6,10 +6,12 @@ from __future__ import annotations
 import pytest
 
 from incidents.models import Incident
+from integrations.models import Integration
 from orchestrator.models import CallAttempt
 from orchestrator.simulator import Scenario
 from tests import factories
 from tests.helpers import wait_until
+from tests.integrations.receivers import HTTPReceiver
 
 pytestmark = pytest.mark.e2e
 
@@ -72,11 +74,21 @@ def test_primary_does_not_answer_and_the_secondary_presses_1(carrier, system_cli
     assert "no_answer" in kinds(incident) and "escalated" in kinds(incident)
 
 
-def test_nobody_answers_max_attempts_calls_then_exhausted(carrier, system_client):
-    factories.policy(factories.contact("Kim", 3), factories.contact("Lee", 4), max_attempts=3)  # no answer, busy
+@pytest.fixture
+def receiver():
+    with HTTPReceiver() as server:
+        yield server
 
+
+def test_nobody_answers_max_attempts_calls_then_exhausted_and_the_fallback_goes_out(carrier, system_client, receiver):
+    # given a policy nobody will answer, and a webhook integration subscribed to exhaustion
+    factories.policy(factories.contact("Kim", 3), factories.contact("Lee", 4), max_attempts=3)  # no answer, busy
+    Integration.objects.create(name="ops", kind="webhook", target=receiver.url, events=["incident.exhausted"])
+
+    # when an alert arrives
     incident_id = post_alert(system_client)
 
+    # then exactly max_attempts calls are placed, the incident is exhausted, and the fallback is delivered
     incident = incident_when(incident_id, lambda i: i.exhausted, "exhaustion")
     carrier.wait_until_idle()
     assert len(carrier.calls) == 3
@@ -84,7 +96,10 @@ def test_nobody_answers_max_attempts_calls_then_exhausted(carrier, system_client
     assert incident.state == "triggered"
     assert incident.exhausted_reason == "nobody pressed 1 after 3 call(s)"
     assert CallAttempt.objects.filter(incident=incident).count() == 3
-    assert kinds(incident)[-1] in ("exhausted", "notified")
+    assert kinds(incident)[-2:] == ["exhausted", "notified"]
+    delivered = receiver.wait_for(1)
+    assert [request.json()["event"] for request in delivered] == ["incident.exhausted"]
+    assert delivered[0].json()["payload"]["incident_id"] == incident_id
 
 
 def test_voicemail_never_acknowledges_and_the_escalation_moves_on(carrier, system_client):
