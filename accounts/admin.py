@@ -1,21 +1,122 @@
+from django import forms
 from django.contrib import admin
+from django.contrib.admin.forms import AdminAuthenticationForm
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
+from django.core.exceptions import ValidationError
 
-from accounts.models import APIKey, User
+from accounts import audit, mfa
+from accounts.models import APIKey, AuditAction, AuditEvent, LoginSession, Role, User
+from accounts.services import clear_lockout, revoke_api_key
+
+
+class MFAAdminAuthenticationForm(AdminAuthenticationForm):
+    """The admin sign-in asks for the TOTP code of accounts that use MFA, and refuses accounts whose
+    role requires MFA until they enrol it (through the API)."""
+
+    otp_token = forms.CharField(label="MFA code", required=False, max_length=32, help_text="if you use MFA")
+
+    def get_invalid_login_error(self):
+        if getattr(self.request, "axes_locked_out", False):
+            return ValidationError("Too many failed sign-ins: this account is locked for a while.", code="locked_out")
+        return super().get_invalid_login_error()
+
+    def confirm_login_allowed(self, user):
+        super().confirm_login_allowed(user)
+        if mfa.is_enabled(user):
+            if mfa.verify(user, self.cleaned_data.get("otp_token", "")) is None:
+                raise ValidationError("The MFA code is wrong, expired or already used.", code="mfa_invalid")
+        elif mfa.is_required(user):
+            raise ValidationError(
+                "Your role requires MFA: enrol at POST /api/v1/auth/mfa/enrol before using the admin.",
+                code="mfa_required",
+            )
+        audit.record(
+            AuditAction.LOGIN_SUCCEEDED, actor=user, target=f"user:{user.get_username()}", data={"via": "admin"}
+        )
+
+
+admin.site.login_form = MFAAdminAuthenticationForm
+admin.site.site_header = "On-call escalation"
+
+
+class AuditedAdmin(admin.ModelAdmin):
+    """Every change made in the admin lands in the audit log, with the fields that changed."""
+
+    audit_action: str = AuditAction.USER_UPDATED
+
+    def save_model(self, request, obj, form, change):
+        super().save_model(request, obj, form, change)
+        audit.record(
+            self.audit_action,
+            actor=request.user,
+            target=f"{obj._meta.model_name}:{obj}",
+            data={"created": not change, "fields": sorted(form.changed_data)},
+        )
+
+    def delete_model(self, request, obj):
+        audit.record(
+            self.audit_action, actor=request.user, target=f"{obj._meta.model_name}:{obj}", data={"deleted": True}
+        )
+        super().delete_model(request, obj)
 
 
 @admin.register(User)
 class UserAdmin(DjangoUserAdmin):
-    list_display = ("username", "email", "role", "is_active", "is_staff", "last_login")
-    list_filter = ("role", "is_active", "is_staff")
-    fieldsets = (*DjangoUserAdmin.fieldsets, ("Role", {"fields": ("role",)}))
-    add_fieldsets = (*DjangoUserAdmin.add_fieldsets, ("Role", {"fields": ("role",)}))
+    list_display = ("username", "email", "role", "is_active", "last_login")
+    list_filter = ("role", "is_active")
+    fieldsets = (
+        (None, {"fields": ("username", "password")}),
+        ("Person", {"fields": ("first_name", "last_name", "email")}),
+        ("Access", {"fields": ("role", "is_active")}),
+        ("Dates", {"fields": ("last_login", "date_joined")}),
+    )
+    add_fieldsets = ((None, {"classes": ("wide",), "fields": ("username", "password1", "password2", "role")}),)
+    readonly_fields = ("last_login", "date_joined")
+    actions = ["unlock_selected"]
+
+    def _touches_super_admin(self, request, obj) -> bool:
+        return obj is not None and obj.role == Role.SUPER_ADMIN and request.user.role != Role.SUPER_ADMIN
+
+    def has_view_permission(self, request, obj=None) -> bool:
+        return not self._touches_super_admin(request, obj) and super().has_view_permission(request, obj)
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return not self._touches_super_admin(request, obj) and super().has_change_permission(request, obj)
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return not self._touches_super_admin(request, obj) and super().has_delete_permission(request, obj)
+
+    def formfield_for_choice_field(self, db_field, request, **kwargs):
+        if db_field.name == "role" and request.user.role != Role.SUPER_ADMIN:
+            kwargs["choices"] = [choice for choice in Role.choices if choice[0] != Role.SUPER_ADMIN]
+        return super().formfield_for_choice_field(db_field, request, **kwargs)
+
+    def save_model(self, request, obj, form, change):
+        previous = User.objects.filter(pk=obj.pk).values_list("role", flat=True).first() if change else None
+        super().save_model(request, obj, form, change)
+        if not change:
+            audit.record(
+                AuditAction.USER_CREATED, actor=request.user, target=f"user:{obj.username}", data={"role": obj.role}
+            )
+        elif previous != obj.role:
+            audit.record(
+                AuditAction.ROLE_CHANGED,
+                actor=request.user,
+                target=f"user:{obj.username}",
+                data={"from": previous, "to": obj.role},
+            )
+
+    @admin.action(description="Unlock sign-in (clear failed attempts)")
+    def unlock_selected(self, request, queryset):
+        for user in queryset:
+            clear_lockout(user.username, actor=request.user)
+        self.message_user(request, f"Unlocked {queryset.count()} account(s).")
 
 
 @admin.register(APIKey)
 class APIKeyAdmin(admin.ModelAdmin):
-    """Keys are created with `manage.py create_api_key` (the key is shown once); here they are
-    listed, inspected and revoked."""
+    """Keys are created with `manage.py create_api_key` or the API (the key is shown once); here they
+    are listed, inspected and revoked."""
 
     list_display = ("name", "prefix", "scopes", "created_at", "expires_at", "revoked_at", "last_used_at")
     list_filter = ("revoked_at", "expires_at")
@@ -30,6 +131,7 @@ class APIKeyAdmin(admin.ModelAdmin):
         "expires_at",
         "revoked_at",
     )
+    exclude = ("hashed_key",)
     actions = ["revoke_selected"]
 
     def has_add_permission(self, request) -> bool:
@@ -37,8 +139,33 @@ class APIKeyAdmin(admin.ModelAdmin):
 
     @admin.action(description="Revoke selected API keys")
     def revoke_selected(self, request, queryset):
-        from accounts.services import revoke_api_key
-
         for api_key in queryset:
-            revoke_api_key(api_key)
+            revoke_api_key(api_key, actor=request.user)
         self.message_user(request, f"Revoked {queryset.count()} key(s).")
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+
+@admin.register(AuditEvent)
+class AuditEventAdmin(ReadOnlyAdmin):
+    list_display = ("at", "action", "actor", "target", "ip")
+    list_filter = ("action", "at")
+    search_fields = ("actor", "target", "ip")
+    date_hierarchy = "at"
+
+
+@admin.register(LoginSession)
+class LoginSessionAdmin(ReadOnlyAdmin):
+    list_display = ("user", "created_at", "last_refreshed_at", "ip", "mfa_verified", "ended_at")
+    list_filter = ("ended_at", "mfa_verified")
+    search_fields = ("user__username", "ip")
+    exclude = ("refresh_jti",)

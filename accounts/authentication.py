@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from rest_framework.authentication import BaseAuthentication, get_authorization_header
 from rest_framework.exceptions import AuthenticationFailed
+from rest_framework_simplejwt.authentication import JWTAuthentication
 
-from accounts.models import APIKey
+from accounts import mfa
+from accounts.models import APIKey, LoginSession
 from accounts.selectors import APIKeyRejected, api_key_from_secret
 from accounts.services import record_api_key_use
 
@@ -56,3 +58,24 @@ class APIKeyAuthentication(BaseAuthentication):
 
     def authenticate_header(self, request) -> str:
         return 'Api-Key realm="api"'
+
+
+class SessionJWTAuthentication(JWTAuthentication):
+    """Bearer JWTs that die with their login session, and that carry whether MFA is still owed.
+
+    The session id (`sid`) is a claim: ending the session (logout, "sign out that device") refuses
+    its access token at once, not when it expires. `user.mfa_pending` is True for a role that must
+    use MFA when this session did not prove it: such a user may only enrol (see permissions).
+    """
+
+    def authenticate(self, request):
+        result = super().authenticate(request)
+        if result is None:
+            return None
+        user, token = result
+        session = LoginSession.objects.filter(pk=token.get("sid"), user=user, ended_at__isnull=True).first()
+        if session is None:
+            raise AuthenticationFailed("This session has ended; sign in again.", code="session_ended")
+        user.login_session = session
+        user.mfa_pending = mfa.is_required(user) and not session.mfa_verified
+        return user, token

@@ -21,11 +21,36 @@ class Role(models.TextChoices):
         return list(cls.values).index(role)
 
 
+STAFF_ROLES = (Role.ADMIN, Role.SUPER_ADMIN)
+
+
 class User(AbstractUser):
+    """The role decides everything: admin access (ADMIN and above), API rights, MFA requirement."""
+
     role = models.CharField(max_length=20, choices=Role.choices, default=Role.VIEWER, db_index=True)
+
+    def save(self, *args, **kwargs):
+        if self.is_superuser and self.role != Role.SUPER_ADMIN:
+            self.role = Role.SUPER_ADMIN  # `createsuperuser` makes a super admin
+        self.is_superuser = self.role == Role.SUPER_ADMIN
+        self.is_staff = self.role in STAFF_ROLES
+        super().save(*args, **kwargs)
 
     def has_role(self, minimum: str) -> bool:
         return self.is_active and Role.rank(self.role) >= Role.rank(minimum)
+
+    def has_perm(self, perm: str, obj=None) -> bool:
+        """Admin-site rights follow the role: ADMIN manages everything but super admins."""
+        if not self.is_active:
+            return False
+        if self.role == Role.SUPER_ADMIN:
+            return True
+        if self.role == Role.ADMIN:
+            return not (isinstance(obj, User) and obj.role == Role.SUPER_ADMIN)
+        return False
+
+    def has_module_perms(self, app_label: str) -> bool:
+        return self.is_active and self.role in STAFF_ROLES
 
 
 class Scope(models.TextChoices):
@@ -76,3 +101,90 @@ class APIKey(models.Model):
 
     def has_scope(self, scope: str) -> bool:
         return scope in self.scopes
+
+
+class LoginSession(models.Model):
+    """One sign-in on one device. Its id rides in the JWTs as `sid`; ending it stops both tokens."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="login_sessions")
+    refresh_jti = models.CharField(max_length=64, db_index=True, help_text="the current refresh token")
+    ip = models.GenericIPAddressField(null=True, blank=True)
+    user_agent = models.CharField(max_length=300, blank=True)
+    mfa_verified = models.BooleanField(default=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_refreshed_at = models.DateTimeField(null=True, blank=True)
+    ended_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.user} from {self.ip or '?'} ({'ended' if self.ended_at else 'active'})"
+
+
+class MFADevice(models.Model):
+    """A TOTP authenticator. The secret is encrypted at rest (Fernet, key from MFA_ENCRYPTION_KEY)."""
+
+    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="mfa_device")
+    encrypted_secret = models.TextField()
+    confirmed_at = models.DateTimeField(null=True, blank=True)
+    last_used_step = models.BigIntegerField(default=0, help_text="a TOTP step is accepted once")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"TOTP for {self.user} ({'confirmed' if self.confirmed_at else 'pending'})"
+
+
+class RecoveryCode(models.Model):
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="recovery_codes")
+    code_hash = models.CharField(max_length=64)
+    used_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"recovery code of {self.user} ({'used' if self.used_at else 'unused'})"
+
+
+class AuditAction(models.TextChoices):
+    LOGIN_SUCCEEDED = "login_succeeded", "Login succeeded"
+    LOGIN_FAILED = "login_failed", "Login failed"
+    LOGIN_LOCKED_OUT = "login_locked_out", "Login refused: locked out"
+    LOGOUT = "logout", "Logout"
+    SESSION_ENDED = "session_ended", "Session ended"
+    MFA_ENROLLED = "mfa_enrolled", "MFA enrolled"
+    MFA_DISABLED = "mfa_disabled", "MFA disabled"
+    RECOVERY_CODES_REGENERATED = "recovery_codes_regenerated", "Recovery codes regenerated"
+    RECOVERY_CODE_USED = "recovery_code_used", "Recovery code used"
+    USER_CREATED = "user_created", "User created"
+    ROLE_CHANGED = "role_changed", "Role changed"
+    USER_UPDATED = "user_updated", "User updated"
+    LOCKOUT_CLEARED = "lockout_cleared", "Lockout cleared"
+    API_KEY_CREATED = "api_key_created", "API key created"
+    API_KEY_REVOKED = "api_key_revoked", "API key revoked"
+    INCIDENT_ACKNOWLEDGED = "incident_acknowledged", "Incident acknowledged"
+    INCIDENT_RESOLVED = "incident_resolved", "Incident resolved"
+    INCIDENT_ESCALATED = "incident_escalated", "Incident escalated"
+    CONTACT_CHANGED = "contact_changed", "Contact created or changed"
+    POLICY_CHANGED = "policy_changed", "Escalation policy created or changed"
+    INTEGRATION_CHANGED = "integration_changed", "Integration created or changed"
+
+
+class AuditEvent(models.Model):
+    """Who did what, from where. Append-only; never holds a password, token, key or TOTP code."""
+
+    at = models.DateTimeField(auto_now_add=True, db_index=True)
+    action = models.CharField(max_length=40, choices=AuditAction.choices, db_index=True)
+    actor = models.CharField(max_length=200, help_text="user:name, api-key:name, contact:name or system")
+    actor_user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    target = models.CharField(max_length=200, blank=True)
+    ip = models.GenericIPAddressField(null=True, blank=True)
+    user_agent = models.CharField(max_length=300, blank=True)
+    data = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["-at", "-pk"]
+
+    def __str__(self) -> str:
+        return f"{self.at:%Y-%m-%d %H:%M:%S} {self.actor} {self.action} {self.target}"

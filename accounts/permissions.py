@@ -1,12 +1,28 @@
-"""Who may call what: API keys by scope, people by role (roles are ordered, see Role.rank)."""
+"""Who may call what: API keys by scope, people by role (roles are ordered, see Role.rank).
+
+A person whose role requires MFA and who has not proved it in this session (`mfa_pending`) is
+refused everywhere but their own account and MFA endpoints.
+"""
 
 from __future__ import annotations
 
 from rest_framework.permissions import SAFE_METHODS, BasePermission
 
+MFA_PENDING_MESSAGE = (
+    "Your role requires MFA: enrol at POST /api/v1/auth/mfa/enrol and confirm, or sign in with your code."
+)
+
+
+def _person_has_role(permission: BasePermission, user, role: str) -> bool:
+    if getattr(user, "mfa_pending", False):
+        permission.message = MFA_PENDING_MESSAGE
+        return False
+    permission.message = f"This needs the {role} role or higher."
+    return user.has_role(role)
+
 
 def scope_or_role(scope: str, role: str) -> type[BasePermission]:
-    """A permission class: an API key needs `scope`; a signed-in user needs at least `role`."""
+    """A permission class: an API key needs `scope`; a signed-in person needs at least `role`."""
 
     class ScopeOrRole(BasePermission):
         required_scope = scope
@@ -19,11 +35,29 @@ def scope_or_role(scope: str, role: str) -> type[BasePermission]:
             if hasattr(user, "has_scope"):
                 self.message = f"This API key lacks the '{scope}' scope."
                 return user.has_scope(scope)
-            self.message = f"This needs the {role} role or higher."
-            return user.has_role(role)
+            return _person_has_role(self, user, role)
 
     ScopeOrRole.__name__ = f"ScopeOrRole[{scope}|{role}]"
     return ScopeOrRole
+
+
+def role_only(role: str) -> type[BasePermission]:
+    """People with at least `role`; API keys are refused (a leaked key must not manage accounts)."""
+
+    class RoleOnly(BasePermission):
+        minimum_role = role
+
+        def has_permission(self, request, view) -> bool:
+            user = request.user
+            if not user or not user.is_authenticated:
+                return False
+            if hasattr(user, "has_scope"):
+                self.message = "API keys cannot do this; sign in as a person."
+                return False
+            return _person_has_role(self, user, role)
+
+    RoleOnly.__name__ = f"RoleOnly[{role}]"
+    return RoleOnly
 
 
 def read_write(read_scope: str, read_role: str, write_scope: str, write_role: str) -> type[BasePermission]:
@@ -48,3 +82,13 @@ class IsAuthenticatedPrincipal(BasePermission):
 
     def has_permission(self, request, view) -> bool:
         return bool(request.user and request.user.is_authenticated)
+
+
+class IsPerson(BasePermission):
+    """A signed-in person (any role, MFA pending allowed): their own account, sessions and MFA."""
+
+    message = "Sign in as a person (API keys have no account, sessions or MFA)."
+
+    def has_permission(self, request, view) -> bool:
+        user = request.user
+        return bool(user and user.is_authenticated and not hasattr(user, "has_scope"))

@@ -25,3 +25,8 @@ class NotFound(DomainError):
 class InvalidInput(DomainError):
     status_code = 400
     code = "invalid"
+
+
+class Forbidden(DomainError):
+    status_code = 403
+    code = "forbidden"

@@ -6,6 +6,8 @@ import contextvars
 import logging
 
 request_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar("request_id", default=None)
+# (ip, user agent) of the request being served, for the audit log.
+client_var: contextvars.ContextVar[tuple[str | None, str]] = contextvars.ContextVar("client", default=(None, ""))
 
 
 class ContextFilter(logging.Filter):

@@ -7,7 +7,7 @@ import uuid
 
 from django.http import HttpRequest, HttpResponse, JsonResponse
 
-from config.logging import request_id_var
+from config.logging import client_var, request_id_var
 
 _SAFE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 
@@ -23,10 +23,12 @@ class RequestIdMiddleware:
         request_id = incoming if _SAFE_REQUEST_ID.match(incoming) else uuid.uuid4().hex
         request.request_id = request_id
         token = request_id_var.set(request_id)
+        client_token = client_var.set((request.META.get("REMOTE_ADDR"), request.headers.get("User-Agent", "")[:300]))
         try:
             response = self.get_response(request)
         finally:
             request_id_var.reset(token)
+            client_var.reset(client_token)
         response["X-Request-ID"] = request_id
         return response
 

@@ -43,6 +43,8 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "rest_framework",
+    "rest_framework_simplejwt.token_blacklist",
+    "axes",
     "drf_spectacular",
     "django_celery_beat",
     "accounts",
@@ -64,6 +66,9 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "config.middleware.JsonErrorPagesMiddleware",
 ]
+# django-axes' middleware answers a lockout with an HTML 429 page; our login API and admin sign-in
+# form report lockouts themselves (JSON with the cool-off time, or the form's error).
+SILENCED_SYSTEM_CHECKS = ["axes.W002"]
 
 ROOT_URLCONF = "config.urls"
 WSGI_APPLICATION = "config.wsgi.application"
@@ -186,7 +191,7 @@ CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "accounts.authentication.APIKeyAuthentication",
-        "rest_framework_simplejwt.authentication.JWTAuthentication",
+        "accounts.authentication.SessionJWTAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     # Every view must name its own permission; this default refuses, so a forgotten one is closed.
@@ -212,8 +217,29 @@ SPECTACULAR_SETTINGS = {
 SIMPLE_JWT = {
     "ACCESS_TOKEN_LIFETIME": timedelta(minutes=env.int("JWT_ACCESS_MINUTES", default=15)),
     "REFRESH_TOKEN_LIFETIME": timedelta(days=env.int("JWT_REFRESH_DAYS", default=7)),
+    "ROTATE_REFRESH_TOKENS": True,
+    "BLACKLIST_AFTER_ROTATION": True,
+    "UPDATE_LAST_LOGIN": True,
     "AUTH_HEADER_TYPES": ("Bearer",),
 }
+# MFA: roles that must use TOTP (people in them can only enrol until they do). Off by default in
+# development so `make run`'s demo admin can sign in; on for ADMIN and SUPER_ADMIN otherwise.
+MFA_REQUIRED_ROLES = env.list("MFA_REQUIRED_ROLES", default=[] if DEBUG else ["ADMIN", "SUPER_ADMIN"])
+MFA_ISSUER = env.str("MFA_ISSUER", default="On-call escalation")
+# Fernet key (urlsafe base64, 32 bytes) for TOTP secrets at rest; derived from SECRET_KEY when empty.
+MFA_ENCRYPTION_KEY = env.str("MFA_ENCRYPTION_KEY", default="")
+# Anyone may create a VIEWER account through /api/v1/auth/register when true; else ADMIN and above.
+OPEN_SIGNUP = env.bool("OPEN_SIGNUP", default=False)
+
+# Login lockout (django-axes): after AXES_FAILURE_LIMIT failures the account and the address are
+# locked for AXES_COOLOFF_TIME; an admin can unlock earlier.
+AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", "django.contrib.auth.backends.ModelBackend"]
+AXES_FAILURE_LIMIT = env.int("LOGIN_FAILURE_LIMIT", default=5)
+AXES_COOLOFF_TIME = timedelta(minutes=env.int("LOGIN_LOCKOUT_MINUTES", default=15))
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+AXES_RESET_ON_SUCCESS = True
+AXES_VERBOSE = False
+
 # API keys: how often `last_used_at` is written at most (an alert storm must not write per request).
 API_KEY_LAST_USED_RESOLUTION_SECONDS = 60
 

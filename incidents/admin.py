@@ -1,5 +1,8 @@
 from django.contrib import admin, messages
 
+from accounts.admin import AuditedAdmin
+from accounts.audit import actor_name
+from accounts.models import AuditAction
 from config.errors import DomainError
 from incidents import services
 from incidents.models import Alert, Contact, EscalationPolicy, Incident, IncidentEvent, PolicyContact
@@ -8,7 +11,8 @@ from orchestrator.services import escalate_now
 
 
 @admin.register(Contact)
-class ContactAdmin(admin.ModelAdmin):
+class ContactAdmin(AuditedAdmin):
+    audit_action = AuditAction.CONTACT_CHANGED
     list_display = ("name", "phone", "language", "active", "user")
     list_filter = ("active", "language")
     search_fields = ("name", "phone", "user__username")
@@ -22,7 +26,8 @@ class PolicyContactInline(admin.TabularInline):
 
 
 @admin.register(EscalationPolicy)
-class EscalationPolicyAdmin(admin.ModelAdmin):
+class EscalationPolicyAdmin(AuditedAdmin):
+    audit_action = AuditAction.POLICY_CHANGED
     list_display = ("name", "is_default", "max_attempts", "ring_timeout_seconds", "pause_seconds", "message_repeats")
     list_filter = ("is_default",)
     search_fields = ("name",)
@@ -97,7 +102,7 @@ class IncidentAdmin(admin.ModelAdmin):
     actions = ["acknowledge_selected", "resolve_selected", "escalate_selected"]
 
     def _run(self, request, queryset, action, done: str) -> None:
-        actor = services.actor_of(request.user)
+        actor = actor_name(request.user)
         count = 0
         for incident in queryset:
             try:

@@ -7,6 +7,7 @@ from rest_framework import status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from accounts.audit import actor_name
 from accounts.models import Role, Scope
 from accounts.permissions import read_write, scope_or_role
 from incidents import ingestion, selectors, services
@@ -49,7 +50,7 @@ class GenericAlertApi(APIView):
     def post(self, request):
         serializer = GenericAlertIn(data=request.data)
         serializer.is_valid(raise_exception=True)
-        actor = services.actor_of(request.user)
+        actor = actor_name(request.user)
         return ingest_response(ingestion.ingest_generic(serializer.validated_data, payload=request.data, actor=actor))
 
 
@@ -66,7 +67,7 @@ class _GroupedAlertApi(APIView):
         result = self.ingest(
             serializer.validated_data,
             payload=request.data,
-            actor=services.actor_of(request.user),
+            actor=actor_name(request.user),
             policy=request.query_params.get("policy"),
         )
         return ingest_response(result)
@@ -114,7 +115,7 @@ class IncidentAcknowledgeApi(APIView):
 
     @extend_schema(request=None, responses=IncidentOut)
     def post(self, request, incident_id: int):
-        incident = services.acknowledge(incident_id, actor=services.actor_of(request.user))
+        incident = services.acknowledge(incident_id, actor=actor_name(request.user))
         return Response(IncidentOut(incident).data)
 
 
@@ -123,7 +124,7 @@ class IncidentResolveApi(APIView):
 
     @extend_schema(request=None, responses=IncidentOut)
     def post(self, request, incident_id: int):
-        incident = services.resolve(incident_id, actor=services.actor_of(request.user))
+        incident = services.resolve(incident_id, actor=actor_name(request.user))
         return Response(IncidentOut(incident).data)
 
 
@@ -132,7 +133,7 @@ class IncidentEscalateApi(APIView):
 
     @extend_schema(request=None, responses=IncidentDetailOut)
     def post(self, request, incident_id: int):
-        escalate_now(incident_id, actor=services.actor_of(request.user))
+        escalate_now(incident_id, actor=actor_name(request.user))
         return Response(IncidentDetailOut(selectors.incident_detail(incident_id)).data)
 
 
@@ -147,7 +148,7 @@ class ContactListApi(APIView):
     def post(self, request):
         serializer = ContactIn(data=request.data)
         serializer.is_valid(raise_exception=True)
-        contact = services.create_contact(**serializer.validated_data)
+        contact = services.create_contact(actor=request.user, **serializer.validated_data)
         return Response(ContactDetailOut(contact).data, status=status.HTTP_201_CREATED)
 
 
@@ -163,4 +164,5 @@ class ContactDetailApi(APIView):
         contact = selectors.contact_detail(contact_id)
         serializer = ContactIn(data=request.data, partial=True)
         serializer.is_valid(raise_exception=True)
-        return Response(ContactDetailOut(services.update_contact(contact, **serializer.validated_data)).data)
+        updated = services.update_contact(contact, actor=request.user, **serializer.validated_data)
+        return Response(ContactDetailOut(updated).data)

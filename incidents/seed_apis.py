@@ -12,6 +12,7 @@ from rest_framework.permissions import BasePermission
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from accounts.audit import actor_name
 from accounts.models import Role, Scope
 from accounts.permissions import scope_or_role
 from incidents import selectors, services
@@ -65,7 +66,7 @@ class SeedStartApi(APIView):
             tts_text=serializer.validated_data["tts_text"],
             source=Source.SEED,
             payload=request.data,
-            actor=services.actor_of(request.user if request.user.is_authenticated else None),
+            actor=actor_name(request.user if request.user.is_authenticated else None),
         )
         incident = result.incident
         return Response(_call_shape(incident, incident.attempts.order_by("-step").first()))
@@ -76,7 +77,7 @@ class SeedRetryApi(APIView):
 
     @extend_schema(request=None, responses=SeedCallOut, summary="Seed-compatible: call the next contact now")
     def post(self, request, incident_id: int):
-        actor = services.actor_of(request.user if request.user.is_authenticated else None)
+        actor = actor_name(request.user if request.user.is_authenticated else None)
         attempt = escalate_now(incident_id, actor=actor)
         return Response(_call_shape(selectors.incident_detail(incident_id), attempt))
 
@@ -86,7 +87,7 @@ class SeedAckApi(APIView):
 
     @extend_schema(request=None, responses=SeedAckOut, summary="Seed-compatible: acknowledge")
     def post(self, request, incident_id: int):
-        actor = services.actor_of(request.user if request.user.is_authenticated else None)
+        actor = actor_name(request.user if request.user.is_authenticated else None)
         incident = services.acknowledge(incident_id, actor=actor)
         return Response({"incident_id": incident.pk, "status": incident.state, "acknowledged": True})
 

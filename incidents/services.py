@@ -12,6 +12,8 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from accounts import audit
+from accounts.models import AuditAction
 from config.errors import DomainError, InvalidInput, NotFound
 from incidents.models import (
     OPEN_STATES,
@@ -32,17 +34,6 @@ logger = logging.getLogger(__name__)
 SEED_POLICY_NAME = "default (PRIMARY_CONTACT/SECONDARY_CONTACT)"
 
 
-def actor_of(principal: Any) -> str:
-    """A short, stable name for whoever did something: a user, an API key, a phone contact."""
-    if principal is None:
-        return "system"
-    if isinstance(principal, str):
-        return principal
-    if hasattr(principal, "api_key"):
-        return principal.username
-    return f"user:{principal.get_username()}" if hasattr(principal, "get_username") else str(principal)
-
-
 def record_event(
     incident: Incident,
     kind: str,
@@ -61,19 +52,21 @@ def record_event(
 
 
 def create_contact(
-    *, name: str, phone: str, language: str = "ko-KR", active: bool = True, user: Any = None
+    *, name: str, phone: str, language: str = "ko-KR", active: bool = True, user: Any = None, actor: Any = None
 ) -> Contact:
     contact = Contact(name=name, phone=phone, language=language, active=active, user=user)
     contact.full_clean()
     contact.save()
+    audit.record(AuditAction.CONTACT_CHANGED, actor=actor, target=f"contact:{contact}", data={"created": True})
     return contact
 
 
-def update_contact(contact: Contact, **fields: Any) -> Contact:
+def update_contact(contact: Contact, *, actor: Any = None, **fields: Any) -> Contact:
     for name, value in fields.items():
         setattr(contact, name, value)
     contact.full_clean()
     contact.save()
+    audit.record(AuditAction.CONTACT_CHANGED, actor=actor, target=f"contact:{contact}", data={"fields": sorted(fields)})
     return contact
 
 
@@ -88,6 +81,7 @@ def create_policy(*, name: str, contacts: list[Contact], is_default: bool = Fals
     policy.save()
     for position, contact in enumerate(contacts):
         PolicyContact.objects.create(policy=policy, contact=contact, position=position)
+    audit.record(AuditAction.POLICY_CHANGED, target=f"policy:{policy.name}", data={"created": True})
     return policy
 
 
@@ -227,6 +221,9 @@ def acknowledge_locked(incident: Incident, *, actor: str, message: str = "", att
     incident.next_action_at = None
     incident.save(update_fields=["state", "acknowledged_at", "acknowledged_by", "next_action_at", "updated_at"])
     record_event(incident, EventKind.ACKNOWLEDGED, actor=actor, message=message, attempt=attempt)
+    audit.record(
+        AuditAction.INCIDENT_ACKNOWLEDGED, actor=actor, target=f"incident:{incident.pk}", data={"how": message}
+    )
     _notify(incident, "incident.acknowledged")
     return True
 
@@ -246,6 +243,7 @@ def _resolve_locked(incident: Incident, *, actor: str, message: str) -> bool:
     incident.next_action_at = None
     incident.save(update_fields=["state", "resolved_at", "next_action_at", "updated_at"])
     record_event(incident, EventKind.RESOLVED, actor=actor, message=message)
+    audit.record(AuditAction.INCIDENT_RESOLVED, actor=actor, target=f"incident:{incident.pk}", data={"how": message})
     _notify(incident, "incident.resolved")
     return True
 

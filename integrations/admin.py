@@ -5,6 +5,8 @@ from __future__ import annotations
 from django import forms
 from django.contrib import admin, messages
 
+from accounts.admin import AuditedAdmin
+from accounts.models import AuditAction
 from integrations import services
 from integrations.models import DeliveryAttempt, Integration, OutboundMessage
 
@@ -18,7 +20,9 @@ class IntegrationForm(forms.ModelForm):
 
 
 @admin.register(Integration)
-class IntegrationAdmin(admin.ModelAdmin):
+class IntegrationAdmin(AuditedAdmin):
+    audit_action = AuditAction.INTEGRATION_CHANGED
+
     form = IntegrationForm
     list_display = ("name", "kind", "target", "subscribed_events", "active", "max_attempts", "updated_at")
     list_filter = ("kind", "active")

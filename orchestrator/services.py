@@ -14,6 +14,8 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from accounts import audit
+from accounts.models import AuditAction
 from config.celery_utils import enqueue_on_commit
 from incidents.models import EventKind, Incident, IncidentState
 from incidents.services import acknowledge_locked, incident_payload, lock_incident, record_event
@@ -111,6 +113,7 @@ def escalate_now(incident_id: int, *, actor: str) -> CallAttempt | None:
             from config.errors import DomainError
 
             raise DomainError(f"Incident #{incident.pk} is exhausted: all {incident.current_step} calls were made.")
+        audit.record(AuditAction.INCIDENT_ESCALATED, actor=actor, target=f"incident:{incident.pk}")
         return _advance_locked(incident, from_step=incident.current_step, reason=f"escalated by {actor}", actor=actor)
 
 

@@ -37,6 +37,8 @@ def test_a_key_created_with_the_command_authenticates(api_client):
         "username": "api-key:alertmanager",
         "role": None,
         "scopes": ["alerts:write", "incidents:read"],
+        "mfa_enabled": False,
+        "mfa_pending": False,
     }
     assert raw_key.startswith("ock_")
     assert APIKey.objects.get().last_used_at is not None
