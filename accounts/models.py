@@ -167,6 +167,7 @@ class AuditAction(models.TextChoices):
     CONTACT_CHANGED = "contact_changed", "Contact created or changed"
     POLICY_CHANGED = "policy_changed", "Escalation policy created or changed"
     INTEGRATION_CHANGED = "integration_changed", "Integration created or changed"
+    DRILL_STARTED = "drill_started", "Drill started"
 
 
 class AuditEvent(models.Model):

@@ -248,6 +248,12 @@ SEED_WEBHOOKS_REQUIRE_API_KEY = env.bool("SEED_WEBHOOKS_REQUIRE_API_KEY", defaul
 
 # --- Voice, seed-compatible names --------------------------------------------------------------
 VOICE_PROVIDER = env.str("VOICE_PROVIDER", default="twilio")
+# The second carrier: the same attempt is placed on it when the first errors, refuses or times out.
+VOICE_FAILOVER_PROVIDER = env.str("VOICE_FAILOVER_PROVIDER", default="")
+# A carrier failing this many times within the window is skipped for the cooldown (state in Redis).
+BREAKER_FAILURE_THRESHOLD = env.int("BREAKER_FAILURE_THRESHOLD", default=3)
+BREAKER_WINDOW_SECONDS = env.int("BREAKER_WINDOW_SECONDS", default=120)
+BREAKER_COOLDOWN_SECONDS = env.float("BREAKER_COOLDOWN_SECONDS", default=60.0)
 PUBLIC_BASE_URL = env.str("PUBLIC_BASE_URL", default="http://127.0.0.1:8000").rstrip("/")
 PRIMARY_CONTACT = env.str("PRIMARY_CONTACT", default="")
 SECONDARY_CONTACT = env.str("SECONDARY_CONTACT", default="")

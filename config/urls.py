@@ -7,6 +7,7 @@ from config.health import HealthzApi, ReadyzApi
 api_v1 = [
     path("", include("accounts.urls")),
     path("", include("incidents.urls")),
+    path("", include("orchestrator.api_urls")),
 ]
 
 urlpatterns = [

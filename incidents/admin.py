@@ -13,8 +13,8 @@ from orchestrator.services import escalate_now
 @admin.register(Contact)
 class ContactAdmin(AuditedAdmin):
     audit_action = AuditAction.CONTACT_CHANGED
-    list_display = ("name", "phone", "language", "active", "user")
-    list_filter = ("active", "language")
+    list_display = ("name", "phone", "language", "preferred_provider", "active", "user")
+    list_filter = ("active", "language", "preferred_provider")
     search_fields = ("name", "phone", "user__username")
 
 
@@ -80,8 +80,18 @@ class AlertInline(ReadOnlyInline):
 
 @admin.register(Incident)
 class IncidentAdmin(admin.ModelAdmin):
-    list_display = ("id", "summary", "severity", "state", "exhausted", "current_step", "source", "created_at")
-    list_filter = ("state", "exhausted", "severity", "source", "policy")
+    list_display = (
+        "id",
+        "summary",
+        "severity",
+        "state",
+        "is_drill",
+        "exhausted",
+        "current_step",
+        "source",
+        "created_at",
+    )
+    list_filter = ("is_drill", "state", "exhausted", "severity", "source", "policy")
     search_fields = ("summary", "dedup_key", "acknowledged_by")
     date_hierarchy = "created_at"
     readonly_fields = (

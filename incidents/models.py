@@ -25,6 +25,12 @@ class Contact(models.Model):
     phone = models.CharField(max_length=16, validators=[E164], help_text="E.164, e.g. +821012345678")
     language = models.CharField(max_length=8, choices=Language.choices, default=Language.KOREAN)
     active = models.BooleanField(default=True)
+    preferred_provider = models.CharField(
+        max_length=20,
+        blank=True,
+        choices=[("", "No preference"), ("twilio", "Twilio"), ("vonage", "Vonage")],
+        help_text="tried first when it is one of the configured carriers",
+    )
     user = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="contacts"
     )
@@ -116,6 +122,7 @@ class Incident(models.Model):
     dedup_key = models.CharField(max_length=255, null=True, blank=True)
     policy = models.ForeignKey(EscalationPolicy, on_delete=models.PROTECT, related_name="incidents")
     state = models.CharField(max_length=20, choices=IncidentState.choices, default=IncidentState.TRIGGERED)
+    is_drill = models.BooleanField(default=False, db_index=True, help_text="a test run: no fallback notifications")
     exhausted = models.BooleanField(default=False)
     exhausted_reason = models.CharField(max_length=300, blank=True)
     current_step = models.PositiveIntegerField(default=0, help_text="calls placed so far; guards every engine task")

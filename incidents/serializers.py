@@ -128,13 +128,14 @@ class ContactIn(serializers.Serializer):
     name = serializers.CharField(max_length=100)
     phone = serializers.CharField(max_length=16, validators=[E164])
     language = serializers.ChoiceField(choices=Language.choices, default=Language.KOREAN)
+    preferred_provider = serializers.ChoiceField(choices=["", "twilio", "vonage"], required=False, default="")
     active = serializers.BooleanField(default=True)
 
 
 class ContactDetailOut(serializers.ModelSerializer):
     class Meta:
         model = Contact
-        fields = ["id", "name", "phone", "language", "active", "created_at", "updated_at"]
+        fields = ["id", "name", "phone", "language", "preferred_provider", "active", "created_at", "updated_at"]
 
 
 class ContactOut(serializers.ModelSerializer):
@@ -193,6 +194,7 @@ class IncidentOut(serializers.ModelSerializer):
             "dedup_key",
             "policy",
             "state",
+            "is_drill",
             "exhausted",
             "exhausted_reason",
             "current_step",

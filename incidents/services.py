@@ -52,9 +52,18 @@ def record_event(
 
 
 def create_contact(
-    *, name: str, phone: str, language: str = "ko-KR", active: bool = True, user: Any = None, actor: Any = None
+    *,
+    name: str,
+    phone: str,
+    language: str = "ko-KR",
+    active: bool = True,
+    preferred_provider: str = "",
+    user: Any = None,
+    actor: Any = None,
 ) -> Contact:
-    contact = Contact(name=name, phone=phone, language=language, active=active, user=user)
+    contact = Contact(
+        name=name, phone=phone, language=language, active=active, preferred_provider=preferred_provider, user=user
+    )
     contact.full_clean()
     contact.save()
     audit.record(AuditAction.CONTACT_CHANGED, actor=actor, target=f"contact:{contact}", data={"created": True})
@@ -145,6 +154,7 @@ def open_incident(
     policy: EscalationPolicy | None = None,
     payload: dict | None = None,
     actor: str = "system",
+    is_drill: bool = False,
 ) -> IngestResult:
     """Finds the open incident with this dedup key, or opens one and queues its first call.
 
@@ -167,6 +177,7 @@ def open_incident(
                         source=source,
                         dedup_key=dedup_key or None,
                         policy=policy,
+                        is_drill=is_drill,
                     )
             except IntegrityError:
                 existing = _open_incident_for(dedup_key)
@@ -256,9 +267,12 @@ def resolve(incident_id: int, *, actor: str) -> Incident:
 
 
 def _notify(incident: Incident, event: str) -> None:
-    """Tells subscribed integrations (Slack, webhooks, email); delivery is queued after commit."""
+    """Tells subscribed integrations (Slack, webhooks, email); delivery is queued after commit.
+    Drills tell nobody."""
     from integrations.services import notify
 
+    if incident.is_drill:
+        return
     notify(event, incident_payload(incident), dedup_key=f"incident:{incident.pk}:{event}")
 
 

@@ -20,7 +20,6 @@ from config.celery_utils import enqueue_on_commit
 from incidents.models import EventKind, Incident, IncidentState
 from incidents.services import acknowledge_locked, incident_payload, lock_incident, record_event
 from orchestrator.models import FINAL_STATUSES, STATUS_RANK, AnsweredBy, AttemptStatus, CallAttempt
-from orchestrator.voice import CallRequest, ProviderError, get_provider
 
 logger = logging.getLogger(__name__)
 
@@ -57,7 +56,7 @@ def _advance_locked(incident: Incident, *, from_step: int, reason: str, actor: s
         return None
     policy = incident.policy
     if from_step >= policy.max_attempts:
-        _exhaust_locked(incident, f"nobody pressed 1 after {from_step} call(s)")
+        _exhaust_locked(incident, _exhaustion_reason(incident, from_step))
         return None
     contacts = [member.contact for member in policy.members.select_related("contact") if member.contact.active]
     if not contacts:
@@ -83,6 +82,13 @@ def _advance_locked(incident: Incident, *, from_step: int, reason: str, actor: s
     return attempt
 
 
+def _exhaustion_reason(incident: Incident, calls: int) -> str:
+    attempts = list(incident.attempts.order_by("step"))
+    if attempts and all(attempt.dialed_at is None for attempt in attempts):
+        return f"no carrier could place any of the {calls} call(s); last: {attempts[-1].error}"
+    return f"nobody pressed 1 after {calls} call(s)"
+
+
 def _exhaust_locked(incident: Incident, reason: str) -> None:
     from integrations.services import notify
 
@@ -91,6 +97,8 @@ def _exhaust_locked(incident: Incident, reason: str) -> None:
     incident.next_action_at = None
     incident.save(update_fields=["exhausted", "exhausted_reason", "next_action_at", "updated_at"])
     record_event(incident, EventKind.EXHAUSTED, message=reason)
+    if incident.is_drill:
+        return  # a drill proves the phones, it never wakes the fallback channels
     messages = notify("incident.exhausted", incident_payload(incident), dedup_key=f"incident:{incident.pk}:exhausted")
     if messages:
         record_event(
@@ -127,63 +135,6 @@ def _lock_attempt(attempt_id: int) -> tuple[Incident, CallAttempt] | None:
     incident = lock_incident(incident_id)
     attempt = CallAttempt.objects.select_for_update(of=("self",)).select_related("contact").get(pk=attempt_id)
     return incident, attempt
-
-
-def dial(attempt_id: int) -> None:
-    """Places the call for one attempt, at most once: the claim (queued → dialing) commits first."""
-    with transaction.atomic():
-        locked = _lock_attempt(attempt_id)
-        if locked is None:
-            return
-        incident, attempt = locked
-        if attempt.status != AttemptStatus.QUEUED:
-            return  # claimed before: a redelivered task never dials twice
-        if incident.state != IncidentState.TRIGGERED or incident.current_step != attempt.step:
-            attempt.status = AttemptStatus.CANCELED
-            attempt.error = f"not dialed: incident {incident.state}" if incident.state != "triggered" else "superseded"
-            attempt.ended_at = timezone.now()
-            attempt.save(update_fields=["status", "error", "ended_at"])
-            return
-        provider_name = settings.VOICE_PROVIDER
-        attempt.status = AttemptStatus.DIALING
-        attempt.provider = provider_name
-        attempt.dial_started_at = timezone.now()
-        attempt.save(update_fields=["status", "provider", "dial_started_at"])
-        request = CallRequest(
-            to=attempt.to_number,
-            token=attempt.token,
-            ring_timeout_seconds=incident.policy.ring_timeout_seconds,
-            language=attempt.contact.language,
-        )
-
-    try:
-        call_id = get_provider(provider_name).place_call(request)
-    except ProviderError as exc:
-        _dial_failed(attempt_id, exc)
-        return
-    with transaction.atomic():
-        incident, attempt = _lock_attempt(attempt_id)
-        attempt.provider_call_id = call_id
-        attempt.dialed_at = timezone.now()
-        attempt.save(update_fields=["provider_call_id", "dialed_at"])
-        record_event(incident, EventKind.DIALING, message=f"{provider_name} accepted call {call_id}", attempt=attempt)
-
-
-def _dial_failed(attempt_id: int, error: ProviderError) -> None:
-    logger.warning("dial failed", extra={"attempt_id": attempt_id, "error": str(error), "ambiguous": error.ambiguous})
-    with transaction.atomic():
-        incident, attempt = _lock_attempt(attempt_id)
-        attempt.error = str(error)[:500]
-        if error.ambiguous:
-            # The call may be ringing: do not dial again; the deadline moves the escalation on.
-            attempt.save(update_fields=["error"])
-            record_event(incident, EventKind.DIAL_FAILED, message=f"{error}; waiting for the deadline", attempt=attempt)
-            return
-        attempt.status = AttemptStatus.FAILED
-        attempt.ended_at = timezone.now()
-        attempt.save(update_fields=["error", "status", "ended_at"])
-        record_event(incident, EventKind.DIAL_FAILED, message=str(error), attempt=attempt)
-        _move_on_locked(incident, attempt, reason="the call could not be placed")
 
 
 def _move_on_locked(incident: Incident, attempt: CallAttempt, *, reason: str) -> None:
@@ -246,8 +197,22 @@ def sweep_due(limit: int = 100) -> int:
 # --- carrier callbacks --------------------------------------------------------------------------
 
 
+def _from_other_carrier(incident: Incident, attempt: CallAttempt, carrier: str, what: str) -> bool:
+    """After a failover the first carrier's call may exist after all: its news is kept in the
+    timeline but never moves the attempt, which belongs to the carrier that placed it."""
+    if not carrier or not attempt.provider or carrier == attempt.provider:
+        return False
+    record_event(
+        incident,
+        EventKind.CALL_ENDED if what in FINAL_STATUSES else EventKind.RINGING,
+        message=f"{carrier} reported {what} for a call this attempt did not use ({attempt.provider} placed it)",
+        attempt=attempt,
+    )
+    return True
+
+
 def apply_call_status(
-    token: str, status: str, *, provider_call_id: str = "", answered_by: str = "", detail: str = ""
+    token: str, status: str, *, provider_call_id: str = "", answered_by: str = "", detail: str = "", carrier: str = ""
 ) -> CallAttempt | None:
     """A status callback. Statuses only move forward, so repeats and reordering are harmless."""
     with transaction.atomic():
@@ -255,6 +220,8 @@ def apply_call_status(
         if locked is None:
             return None
         incident, attempt = locked
+        if _from_other_carrier(incident, attempt, carrier, status):
+            return attempt
         if provider_call_id and not attempt.provider_call_id:
             attempt.provider_call_id = provider_call_id
         if answered_by and not attempt.answered_by:
@@ -311,7 +278,7 @@ def _lock_attempt_by_token(token: str) -> tuple[Incident, CallAttempt] | None:
     return _lock_attempt(attempt_id) if attempt_id is not None else None
 
 
-def apply_machine_detection(token: str, *, is_machine: bool, raw: str) -> CallAttempt | None:
+def apply_machine_detection(token: str, *, is_machine: bool, raw: str, carrier: str = "") -> CallAttempt | None:
     """Answering-machine detection. A machine never acknowledges: the next person is called at
     once, and the message is left on the voicemail."""
     with transaction.atomic():
@@ -319,6 +286,8 @@ def apply_machine_detection(token: str, *, is_machine: bool, raw: str) -> CallAt
         if locked is None:
             return None
         incident, attempt = locked
+        if _from_other_carrier(incident, attempt, carrier, f"answered by {raw}"):
+            return attempt
         verdict = AnsweredBy.MACHINE if is_machine else AnsweredBy.HUMAN
         if attempt.answered_by == verdict:
             return attempt

@@ -9,7 +9,7 @@ from __future__ import annotations
 from celery import shared_task
 from django.db import InterfaceError, OperationalError
 
-from orchestrator import services
+from orchestrator import dialing, services
 
 RETRY = {
     "acks_late": True,
@@ -24,7 +24,7 @@ RETRY = {
 
 @shared_task(name="orchestrator.dial_attempt", **RETRY)
 def dial_attempt(attempt_id: int) -> None:
-    services.dial(attempt_id)
+    dialing.dial(attempt_id)
 
 
 @shared_task(name="orchestrator.check_deadline", **RETRY)

@@ -147,6 +147,7 @@ def status(request: HttpRequest, token: str) -> HttpResponse:
         provider_call_id=request.POST.get("CallSid", "")[:64],
         detail=f"Twilio {raw_status}"
         + (f", SIP {request.POST['SipResponseCode']}" if "SipResponseCode" in request.POST else ""),
+        carrier="twilio",
     )
     return HttpResponse(status=204)
 
@@ -157,5 +158,5 @@ def machine_detection(request: HttpRequest, token: str) -> HttpResponse:
     if answered_by == "unknown":
         return HttpResponse(status=204)  # Twilio could not tell: only a keypress can acknowledge anyway
     is_machine = answered_by.startswith("machine") or answered_by == "fax"
-    services.apply_machine_detection(token, is_machine=is_machine, raw=answered_by)
+    services.apply_machine_detection(token, is_machine=is_machine, raw=answered_by, carrier="twilio")
     return HttpResponse(status=204)

@@ -53,6 +53,7 @@ class CarrierSimulator:
         self._changed = threading.Condition(threading.RLock())
         self._calls: list[SimulatedCall] = []
         self._explicit_scenarios: dict[str, Scenario] = {}
+        self._outages: dict[str, Scenario] = {}
         self._active_playbacks = 0
         self._server: ThreadingHTTPServer | None = None
         self._serve_thread: threading.Thread | None = None
@@ -101,10 +102,27 @@ class CarrierSimulator:
         with self._changed:
             self._explicit_scenarios[number] = Scenario(scenario)
 
-    def scenario_for(self, number: str) -> Scenario:
-        """The explicit scenario of `number`, else the one its last digit names (0: `default_scenario`)."""
+    def set_outage(self, carrier: str, scenario: Scenario | None) -> None:
+        """Makes one carrier's API fail for every number (API_ERROR or API_TIMEOUT); None ends it.
+
+        The other carrier keeps playing each number's own scenario: that is a failover drill.
+        """
+        if scenario not in (None, Scenario.API_ERROR, Scenario.API_TIMEOUT):
+            raise ValueError("an outage is Scenario.API_ERROR or Scenario.API_TIMEOUT")
         with self._changed:
+            if scenario is None:
+                self._outages.pop(carrier, None)
+            else:
+                self._outages[carrier] = Scenario(scenario)
+
+    def scenario_for(self, number: str, carrier: str | None = None) -> Scenario:
+        """The carrier's outage if it has one; else the explicit scenario of `number`, else the one its
+        last digit names (0: `default_scenario`)."""
+        with self._changed:
+            outage = self._outages.get(carrier) if carrier else None
             explicit = self._explicit_scenarios.get(number)
+        if outage is not None:
+            return outage
         return explicit if explicit is not None else scenario_by_last_digit(number, self.default_scenario)
 
     # --- observation -------------------------------------------------------------------------
@@ -129,10 +147,11 @@ class CarrierSimulator:
                 raise TimeoutError(f"{self._active_playbacks} calls still in progress after {timeout}s")
 
     def reset(self) -> None:
-        """Forget calls and explicit scenarios; calls still playing finish on their own."""
+        """Forget calls, explicit scenarios and outages; calls still playing finish on their own."""
         with self._changed:
             self._calls.clear()
             self._explicit_scenarios.clear()
+            self._outages.clear()
             self._twilio.forget_calls()
             self._vonage.forget_calls()
             self._changed.notify_all()

@@ -103,7 +103,7 @@ class TwilioApi:
     def _create_call(self, form: dict[str, list[str]], received_at: float) -> ApiReply:
         to = first(form, "To")
         from_ = first(form, "From")
-        scenario = self.simulator.scenario_for(to)
+        scenario = self.simulator.scenario_for(to, carrier="twilio")
         record = SimulatedCall(
             sid=None,
             to=to,

@@ -220,7 +220,7 @@ class VonageApi:
         raw = data if isinstance(data, dict) else {}
         to = request.to if isinstance(request, VonageCallRequest) else loose_number(raw.get("to"))
         from_ = request.from_ if isinstance(request, VonageCallRequest) else loose_number(raw.get("from"))
-        scenario = self.simulator.scenario_for(to)
+        scenario = self.simulator.scenario_for(to, carrier="vonage")
         record = SimulatedCall(
             sid=None,
             to=to,

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol, TypeVar
 
 from django.conf import settings
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -37,6 +41,19 @@ class VoiceProvider(Protocol):
         ...
 
 
+_clients: dict[tuple, Any] = {}
+_clients_lock = threading.Lock()
+
+
+def cached_client(key: tuple, build: Callable[[], T]) -> T:
+    """One SDK client per carrier configuration, so its HTTP connection pool is reused between calls."""
+    with _clients_lock:
+        client = _clients.get(key)
+        if client is None:
+            client = _clients[key] = build()
+        return client
+
+
 def webhook_url(path: str) -> str:
     """Carriers reach us at PUBLIC_BASE_URL (signatures are computed over this exact URL)."""
     return f"{settings.PUBLIC_BASE_URL}{path}"
@@ -48,4 +65,8 @@ def get_provider(name: str | None = None) -> VoiceProvider:
         from orchestrator.voice.twilio import TwilioProvider
 
         return TwilioProvider.from_settings()
-    raise ProviderError(f"Unknown voice provider {name!r}; VOICE_PROVIDER must be 'twilio'.")
+    if name == "vonage":
+        from orchestrator.voice.vonage import VonageProvider
+
+        return VonageProvider.from_settings()
+    raise ProviderError(f"Unknown voice provider {name!r}; VOICE_PROVIDER must be 'twilio' or 'vonage'.")

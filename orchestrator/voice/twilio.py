@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import threading
-
 import requests
 from django.conf import settings
 from django.urls import reverse
@@ -11,22 +9,16 @@ from twilio.base.exceptions import TwilioRestException
 from twilio.http.http_client import TwilioHttpClient
 from twilio.rest import Client
 
-from orchestrator.voice.base import CallRequest, ProviderError, webhook_url
-
-_clients: dict[tuple, Client] = {}
-_clients_lock = threading.Lock()
+from orchestrator.voice.base import CallRequest, ProviderError, cached_client, webhook_url
 
 
 def _client(account_sid: str, auth_token: str, base_url: str, timeout: float) -> Client:
-    """One client per configuration, so its HTTP connection pool is reused between calls."""
-    key = (account_sid, auth_token, base_url, timeout)
-    with _clients_lock:
-        client = _clients.get(key)
-        if client is None:
-            client = Client(account_sid, auth_token, http_client=TwilioHttpClient(timeout=timeout))
-            client.api.base_url = base_url
-            _clients[key] = client
+    def build() -> Client:
+        client = Client(account_sid, auth_token, http_client=TwilioHttpClient(timeout=timeout))
+        client.api.base_url = base_url
         return client
+
+    return cached_client(("twilio", account_sid, auth_token, base_url, timeout), build)
 
 
 class TwilioProvider:

@@ -162,3 +162,20 @@ def test_an_unknown_status_is_kept_out_and_is_not_an_error(client, attempt):
 
     assert response.status_code == 204
     assert CallAttempt.objects.get(pk=attempt.pk).status == "dialing"
+
+
+def test_news_from_a_carrier_that_did_not_place_the_attempt_never_moves_it(client, attempt):
+    # given the attempt was placed on Vonage after a Twilio timeout (the Twilio call may exist after all)
+    attempt.provider = "vonage"
+    attempt.save()
+
+    response = signed_post(client, status_path(attempt), {"CallStatus": "no-answer", "CallSid": "CA-late"})
+
+    assert response.status_code == 204
+    first = CallAttempt.objects.get(pk=attempt.pk)
+    assert (first.status, first.provider_call_id) == ("dialing", "")
+    incident = Incident.objects.get(pk=attempt.incident_id)
+    assert incident.current_step == 1
+    assert incident.events.filter(
+        message__startswith="twilio reported no_answer for a call this attempt did not use"
+    ).exists()

@@ -1,0 +1,127 @@
+"""Placing the call of one attempt: at most once, on the first carrier that takes it.
+
+The claim (queued → dialing) commits before any carrier is called, so a redelivered task never
+dials again. Carriers are tried in order (the contact's preference, VOICE_PROVIDER, then
+VOICE_FAILOVER_PROVIDER), skipping one whose circuit breaker is open; an error, a refusal or a
+timeout on one places the same attempt on the next at once, and the attempt and the timeline say
+which carrier placed it and why the others did not.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from django.db import transaction
+from django.utils import timezone
+
+from incidents.models import EventKind, IncidentState
+from incidents.services import record_event
+from orchestrator.models import AttemptStatus
+from orchestrator.services import _lock_attempt, _move_on_locked
+from orchestrator.voice import CallRequest, ProviderError, breaker, get_provider
+from orchestrator.voice.routing import carriers_for
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class CarrierFailure:
+    carrier: str
+    reason: str
+    ambiguous: bool = False
+
+    def __str__(self) -> str:
+        return f"{self.carrier}: {self.reason}"
+
+
+def dial(attempt_id: int) -> None:
+    claimed = _claim(attempt_id)
+    if claimed is None:
+        return
+    request, carriers = claimed
+    failures: list[CarrierFailure] = []
+    for carrier in carriers:
+        if breaker.is_open(carrier):
+            failures.append(CarrierFailure(carrier, "skipped: circuit open after repeated failures"))
+            continue
+        try:
+            call_id = get_provider(carrier).place_call(request)
+        except ProviderError as exc:
+            opened = breaker.record_failure(carrier)
+            failure = CarrierFailure(carrier, str(exc) + ("; circuit now open" if opened else ""), exc.ambiguous)
+            failures.append(failure)
+            _record_carrier_failure(attempt_id, failure, tries_next=carrier != carriers[-1])
+            continue
+        breaker.record_success(carrier)
+        _placed(attempt_id, carrier, call_id, failures)
+        return
+    _no_carrier_placed(attempt_id, failures)
+
+
+def _claim(attempt_id: int) -> tuple[CallRequest, list[str]] | None:
+    with transaction.atomic():
+        locked = _lock_attempt(attempt_id)
+        if locked is None:
+            return None
+        incident, attempt = locked
+        if attempt.status != AttemptStatus.QUEUED:
+            return None  # claimed before: a redelivered task never dials twice
+        if incident.state != IncidentState.TRIGGERED or incident.current_step != attempt.step:
+            attempt.status = AttemptStatus.CANCELED
+            attempt.error = f"not dialed: incident {incident.state}" if incident.state != "triggered" else "superseded"
+            attempt.ended_at = timezone.now()
+            attempt.save(update_fields=["status", "error", "ended_at"])
+            return None
+        carriers = carriers_for(attempt.contact.preferred_provider)
+        attempt.status = AttemptStatus.DIALING
+        attempt.provider = carriers[0]
+        attempt.dial_started_at = timezone.now()
+        attempt.save(update_fields=["status", "provider", "dial_started_at"])
+        request = CallRequest(
+            to=attempt.to_number,
+            token=attempt.token,
+            ring_timeout_seconds=incident.policy.ring_timeout_seconds,
+            language=attempt.contact.language,
+        )
+        return request, carriers
+
+
+def _record_carrier_failure(attempt_id: int, failure: CarrierFailure, *, tries_next: bool) -> None:
+    logger.warning("carrier did not take the call", extra={"attempt_id": attempt_id, "failure": str(failure)})
+    with transaction.atomic():
+        incident, attempt = _lock_attempt(attempt_id)
+        suffix = "; trying the next carrier" if tries_next else ""
+        record_event(incident, EventKind.DIAL_FAILED, message=f"{failure}{suffix}", attempt=attempt)
+
+
+def _placed(attempt_id: int, carrier: str, call_id: str, failures: list[CarrierFailure]) -> None:
+    with transaction.atomic():
+        incident, attempt = _lock_attempt(attempt_id)
+        attempt.provider = carrier
+        attempt.provider_call_id = call_id
+        attempt.dialed_at = timezone.now()
+        attempt.error = "; ".join(str(failure) for failure in failures)[:500]
+        attempt.save(update_fields=["provider", "provider_call_id", "dialed_at", "error"])
+        after = f" after {'; '.join(str(failure) for failure in failures)}" if failures else ""
+        record_event(incident, EventKind.DIALING, message=f"{carrier} accepted call {call_id}{after}", attempt=attempt)
+
+
+def _no_carrier_placed(attempt_id: int, failures: list[CarrierFailure]) -> None:
+    """No carrier took the call. If one timed out the call may exist: wait for the deadline rather
+    than ring the next person over it; otherwise move on now."""
+    summary = "; ".join(str(failure) for failure in failures) or "no carrier configured"
+    with transaction.atomic():
+        incident, attempt = _lock_attempt(attempt_id)
+        attempt.error = summary[:500]
+        if any(failure.ambiguous for failure in failures):
+            attempt.save(update_fields=["error"])
+            record_event(
+                incident, EventKind.DIAL_FAILED, message=f"{summary}; waiting for the deadline", attempt=attempt
+            )
+            return
+        attempt.status = AttemptStatus.FAILED
+        attempt.ended_at = timezone.now()
+        attempt.save(update_fields=["error", "status", "ended_at"])
+        record_event(incident, EventKind.DIAL_FAILED, message=f"no carrier placed the call: {summary}", attempt=attempt)
+        _move_on_locked(incident, attempt, reason="no carrier could place the call")

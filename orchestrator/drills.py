@@ -1,0 +1,85 @@
+"""Drills: a test incident through the real carriers (or the simulator), to prove a policy works
+before the night it matters. A drill is marked as such everywhere and never sends fallbacks."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from accounts import audit
+from accounts.models import AuditAction
+from config.errors import NotFound
+from incidents.models import EscalationPolicy, Incident, IncidentState, Source
+from incidents.services import open_incident
+from orchestrator.models import CallAttempt
+
+DRILL_TEXT = "이것은 훈련 전화입니다. This is a drill. 당직 정책 {name} 점검 중입니다."
+
+
+def start_drill(policy: EscalationPolicy, *, actor: Any = None) -> Incident:
+    incident = open_incident(
+        summary=f"[DRILL] {policy.name}",
+        tts_text=DRILL_TEXT.format(name=policy.name),
+        source=Source.MANUAL,
+        policy=policy,
+        payload={"drill": True, "policy": policy.name},
+        actor=audit.actor_name(actor),
+        is_drill=True,
+    ).incident
+    audit.record(AuditAction.DRILL_STARTED, actor=actor, target=f"policy:{policy.name}", data={"incident": incident.pk})
+    return incident
+
+
+def _ms(later, earlier) -> int | None:
+    return round((later - earlier).total_seconds() * 1000) if later and earlier else None
+
+
+def drill_outcome(incident: Incident) -> str:
+    if incident.state == IncidentState.ACKNOWLEDGED:
+        return "acknowledged"
+    if incident.exhausted:
+        return "exhausted"
+    if incident.state == IncidentState.RESOLVED:
+        return "resolved"
+    return "in_progress"
+
+
+def drill_report(incident_id: int) -> dict:
+    """Who answered, which digit, which carrier, and how long each step took."""
+    incident = Incident.objects.select_related("policy").filter(pk=incident_id, is_drill=True).first()
+    if incident is None:
+        raise NotFound(f"Drill {incident_id} does not exist.")
+    attempts = list(CallAttempt.objects.filter(incident=incident).select_related("contact").order_by("step"))
+    acknowledging = next((attempt for attempt in attempts if "1" in attempt.digits), None)
+    first_dialed = next((attempt.dialed_at for attempt in attempts if attempt.dialed_at), None)
+    return {
+        "incident_id": incident.pk,
+        "policy": incident.policy.name,
+        "is_drill": True,
+        "outcome": drill_outcome(incident),
+        "exhausted_reason": incident.exhausted_reason,
+        "acknowledged_by": acknowledging.contact.name if acknowledging else None,
+        "digit": "1" if acknowledging else None,
+        "carrier": acknowledging.provider if acknowledging else None,
+        "timings_ms": {
+            "to_first_dial": _ms(first_dialed, incident.created_at),
+            "to_answer": _ms(acknowledging.answered_at, incident.created_at) if acknowledging else None,
+            "to_acknowledge": _ms(incident.acknowledged_at, incident.created_at),
+        },
+        "attempts": [
+            {
+                "step": attempt.step,
+                "contact": attempt.contact.name,
+                "number": attempt.to_number,
+                "carrier": attempt.provider,
+                "status": attempt.status,
+                "answered_by": attempt.answered_by or None,
+                "digits": attempt.digits,
+                "error": attempt.error,
+                "dialed_after_ms": _ms(attempt.dialed_at, incident.created_at),
+                "call_seconds": round((attempt.ended_at - attempt.answered_at).total_seconds(), 1)
+                if attempt.ended_at and attempt.answered_at
+                else None,
+            }
+            for attempt in attempts
+        ],
+    }
