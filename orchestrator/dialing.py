@@ -2,9 +2,9 @@
 
 The claim (queued → dialing) commits before any carrier is called, so a redelivered task never
 dials again. Carriers are tried in order (the contact's preference, VOICE_PROVIDER, then
-VOICE_FAILOVER_PROVIDER), skipping one whose circuit breaker is open; an error, a refusal or a
-timeout on one places the same attempt on the next at once, and the attempt and the timeline say
-which carrier placed it and why the others did not.
+VOICE_FAILOVER_PROVIDER), skipping one whose circuit breaker is open while another is not; an error,
+a refusal or a timeout on one places the same attempt on the next at once, and the attempt and the
+timeline say which carrier placed it and why the others did not.
 """
 
 from __future__ import annotations
@@ -41,8 +41,10 @@ def dial(attempt_id: int) -> None:
         return
     request, carriers = claimed
     failures: list[CarrierFailure] = []
+    closed = [carrier for carrier in carriers if not breaker.is_open(carrier)]
     for carrier in carriers:
-        if breaker.is_open(carrier):
+        if closed and carrier not in closed:
+            # skipped only while another carrier is available: with every breaker open, all are tried
             failures.append(CarrierFailure(carrier, "skipped: circuit open after repeated failures"))
             continue
         try:

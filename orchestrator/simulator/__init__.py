@@ -1,4 +1,5 @@
-"""A carrier simulator: Twilio's REST API on a local socket, playing phone calls against our webhooks.
+"""A carrier simulator: Twilio's REST API and Vonage's Voice API on a local socket, playing phone calls
+against our webhooks.
 
 Our code keeps using the real twilio SDK; only its base URL changes (TWILIO_API_BASE_URL, which
 DEBUG without TWILIO_ACCOUNT_SID points at http://127.0.0.1:8765). Start it with
@@ -25,7 +26,10 @@ the LAST DIGIT of the number decides:
     ...0  the simulator's default scenario (press_1 unless --default-scenario says otherwise)
 
 press_9 (presses 9, a digit that means nothing, then 1 when asked again) is only available through
-`set_scenario`. GET /_simulator/calls lists the calls as JSON.
+`set_scenario`. `set_outage("twilio" | "vonage", Scenario.API_ERROR | Scenario.API_TIMEOUT)` makes one
+carrier's API fail for every number while the other plays each number's scenario (failover drills).
+Vonage (POST /v1/calls with an application JWT, NCCO, webhooks signed with the signature secret) is
+served when the simulator is given the Vonage application id, public key and signature secret. GET /_simulator/calls lists the calls as JSON.
 """
 
 from orchestrator.simulator.records import SimulatedCall

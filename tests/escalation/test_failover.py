@@ -116,3 +116,19 @@ def test_a_contact_who_prefers_vonage_is_called_on_vonage_first(carriers, system
     carriers.wait_until_idle()
     assert carriers_asked(carriers) == [("vonage", 201)]
     assert CallAttempt.objects.get(incident=incident).provider == "vonage"
+
+
+def test_with_every_breaker_open_the_carriers_are_still_tried(carriers, system_client, settings):
+    # given a single carrier whose breaker is open: skipping it would leave nobody to ring
+    settings.VOICE_FAILOVER_PROVIDER = ""
+    settings.BREAKER_COOLDOWN_SECONDS = 60
+    for _ in range(2):
+        breaker.record_failure("twilio")
+    assert breaker.is_open("twilio")
+    factories.policy(factories.contact("Kim", 1))
+
+    acknowledged(alert(system_client))
+
+    carriers.wait_until_idle()
+    assert carriers_asked(carriers) == [("twilio", 201)]
+    assert not breaker.is_open("twilio")  # and its success closed the breaker
