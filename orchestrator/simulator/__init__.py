@@ -29,7 +29,8 @@ press_9 (presses 9, a digit that means nothing, then 1 when asked again) is only
 `set_scenario`. `set_outage("twilio" | "vonage", Scenario.API_ERROR | Scenario.API_TIMEOUT)` makes one
 carrier's API fail for every number while the other plays each number's scenario (failover drills).
 Vonage (POST /v1/calls with an application JWT, NCCO, webhooks signed with the signature secret) is
-served when the simulator is given the Vonage application id, public key and signature secret. GET /_simulator/calls lists the calls as JSON.
+served when the simulator is given the Vonage application id, public key and signature secret.
+GET /_simulator/calls lists the calls as JSON.
 """
 
 from orchestrator.simulator.records import SimulatedCall
