@@ -182,7 +182,7 @@ class VonageProvider:
             application_id=getattr(settings, "VONAGE_APPLICATION_ID", ""),
             private_key=getattr(settings, "VONAGE_PRIVATE_KEY", ""),
             from_number=getattr(settings, "VONAGE_FROM_NUMBER", ""),
-            base_url=getattr(settings, "VONAGE_API_BASE_URL", "https://api.nexmo.com").rstrip("/"),
+            base_url=settings.VONAGE_API_BASE_URL,
             timeout=getattr(settings, "PROVIDER_HTTP_TIMEOUT_SECONDS", 10.0),
         )
 

@@ -30,7 +30,7 @@ def missing_permission(callback) -> str | None:
         if not declared:
             return "no permission_classes of its own (DRF's default applies)"
         if not view_class.permission_classes or view_class.permission_classes == [DenyByDefault]:
-            return "permission_classes is empty or the deny-by-default placeholder"
+            return "permission_classes is empty or only the deny-by-default class"
         return None
     if getattr(callback, "carrier_webhook", None):
         return None  # verified by the carrier's signature
