@@ -166,6 +166,23 @@ class CarrierSimulator:
                 self._active_playbacks += 1
             self._changed.notify_all()
 
+    def refuse_call(
+        self, record: SimulatedCall, refusal: ApiReply, *, request: str, reason: str, carrier: str | None = None
+    ) -> ApiReply:
+        """Record a refused create-call request; API_TIMEOUT first holds it, like an API that stopped
+        answering. `request` names it in the transcript ("Calls.create", "POST /v1/calls")."""
+        record.api_status = refusal.status
+        self.record_call(record, will_play=False)
+        if record.scenario is Scenario.API_TIMEOUT and refusal.status == 503:
+            seconds = self.api_timeout_seconds
+            record.events.append(f"api held {seconds:g}s")
+            self.write_transcript(f"{request} to {record.to}: holding the request for {seconds:g}s", carrier=carrier)
+            self.stopping.wait(seconds)
+        record.events.append(f"api {refusal.status}: {reason}")
+        record.finished = True
+        self.write_transcript(f"{request} to {record.to or '?'}: answered {refusal.status}", carrier=carrier)
+        return refusal
+
     def start_playback(self, play: Callable[[], None], name: str) -> None:
         """Run one call in a daemon thread; the count taken by `record_call` is released when it ends."""
 

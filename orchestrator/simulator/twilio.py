@@ -160,19 +160,7 @@ class TwilioApi:
         return None
 
     def _refuse(self, record: SimulatedCall, refusal: ApiReply) -> ApiReply:
-        """Record a refused request; API_TIMEOUT first holds it, like an API that stopped answering."""
-        record.api_status = refusal.status
-        holds = record.scenario is Scenario.API_TIMEOUT and refusal.status == 503
-        self.simulator.record_call(record, will_play=False)
-        if holds:
-            seconds = self.simulator.api_timeout_seconds
-            record.events.append(f"api held {seconds:g}s")
-            self.simulator.write_transcript(f"Calls.create to {record.to}: holding the request for {seconds:g}s")
-            self.simulator.stopping.wait(seconds)
-        record.events.append(f"api {refusal.status}: {refusal.payload['message']}")
-        record.finished = True
-        self.simulator.write_transcript(f"Calls.create to {record.to or '?'}: answered {refusal.status}")
-        return refusal
+        return self.simulator.refuse_call(record, refusal, request="Calls.create", reason=refusal.payload["message"])
 
     def _update_call(self, call_sid: str, form: dict[str, list[str]], path: str) -> ApiReply:
         """Only hanging up is simulated: Status=completed ends any call, Status=canceled one not yet answered."""

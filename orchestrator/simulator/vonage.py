@@ -264,23 +264,9 @@ class VonageApi:
         return None
 
     def _refuse(self, record: SimulatedCall, refusal: ApiReply) -> ApiReply:
-        """Record a refused request; API_TIMEOUT first holds it, like an API that stopped answering."""
-        record.api_status = refusal.status
-        holds = record.scenario is Scenario.API_TIMEOUT and refusal.status == 503
-        self.simulator.record_call(record, will_play=False)
-        if holds:
-            seconds = self.simulator.api_timeout_seconds
-            record.events.append(f"api held {seconds:g}s")
-            self.simulator.write_transcript(
-                f"POST /v1/calls to {record.to}: holding the request for {seconds:g}s", carrier=CARRIER
-            )
-            self.simulator.stopping.wait(seconds)
-        record.events.append(f"api {refusal.status}: {refusal.payload['detail']}")
-        record.finished = True
-        self.simulator.write_transcript(
-            f"POST /v1/calls to {record.to or '?'}: answered {refusal.status}", carrier=CARRIER
+        return self.simulator.refuse_call(
+            record, refusal, request="POST /v1/calls", reason=refusal.payload["detail"], carrier=CARRIER
         )
-        return refusal
 
     def _update_call(self, live: VonageLiveCall, body: bytes) -> ApiReply:
         """Only hanging up is simulated; Vonage answers an accepted update with 204 and no body."""
