@@ -8,9 +8,18 @@ from __future__ import annotations
 
 from rest_framework.permissions import SAFE_METHODS, BasePermission
 
+NOT_SIGNED_IN_MESSAGE = "Authentication credentials were not provided or are invalid."
 MFA_PENDING_MESSAGE = (
     "Your role requires MFA: enrol at POST /api/v1/auth/mfa/enrol and confirm, or sign in with your code."
 )
+
+
+class ExplainedPermission(BasePermission):
+    """A permission that always has a `message`: DRF shows it on a refusal, and wrapping permissions
+    (read/write, the seed's endpoints, open sign-up) copy it. Before a check sets a more precise one,
+    the refusal is the anonymous caller's."""
+
+    message = NOT_SIGNED_IN_MESSAGE
 
 
 def _person_has_role(permission: BasePermission, user, role: str) -> bool:
@@ -24,7 +33,7 @@ def _person_has_role(permission: BasePermission, user, role: str) -> bool:
 def scope_or_role(scope: str, role: str) -> type[BasePermission]:
     """A permission class: an API key needs `scope`; a signed-in person needs at least `role`."""
 
-    class ScopeOrRole(BasePermission):
+    class ScopeOrRole(ExplainedPermission):
         required_scope = scope
         minimum_role = role
 
@@ -44,7 +53,7 @@ def scope_or_role(scope: str, role: str) -> type[BasePermission]:
 def role_only(role: str) -> type[BasePermission]:
     """People with at least `role`; API keys are refused (a leaked key must not manage accounts)."""
 
-    class RoleOnly(BasePermission):
+    class RoleOnly(ExplainedPermission):
         minimum_role = role
 
         def has_permission(self, request, view) -> bool:
@@ -64,7 +73,7 @@ def read_write(read_scope: str, read_role: str, write_scope: str, write_role: st
     """Safe methods need the read scope/role, the rest the write scope/role."""
     read_permission, write_permission = scope_or_role(read_scope, read_role), scope_or_role(write_scope, write_role)
 
-    class ReadWrite(BasePermission):
+    class ReadWrite(ExplainedPermission):
         def has_permission(self, request, view) -> bool:
             chosen = read_permission() if request.method in SAFE_METHODS else write_permission()
             allowed = chosen.has_permission(request, view)
@@ -75,16 +84,14 @@ def read_write(read_scope: str, read_role: str, write_scope: str, write_role: st
     return ReadWrite
 
 
-class IsAuthenticatedPrincipal(BasePermission):
+class IsAuthenticatedPrincipal(ExplainedPermission):
     """Any authenticated caller, person or system: for endpoints about the caller itself."""
-
-    message = "Authentication credentials were not provided or are invalid."
 
     def has_permission(self, request, view) -> bool:
         return bool(request.user and request.user.is_authenticated)
 
 
-class IsPerson(BasePermission):
+class IsPerson(ExplainedPermission):
     """A signed-in person (any role, MFA pending allowed): their own account, sessions and MFA."""
 
     message = "Sign in as a person (API keys have no account, sessions or MFA)."

@@ -8,23 +8,22 @@ from __future__ import annotations
 
 from django.conf import settings
 from drf_spectacular.utils import extend_schema
-from rest_framework.permissions import BasePermission
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.audit import actor_name
 from accounts.models import Role, Scope
-from accounts.permissions import scope_or_role
+from accounts.permissions import ExplainedPermission, scope_or_role
 from incidents import selectors, services
 from incidents.models import Source
 from incidents.serializers import IncidentDetailOut, SeedAckOut, SeedCallOut, SeedStartIn
 from orchestrator.services import escalate_now
 
 
-def _seed_permission(scope: str, role: str) -> type[BasePermission]:
+def _seed_permission(scope: str, role: str) -> type[ExplainedPermission]:
     guarded = scope_or_role(scope, role)
 
-    class SeedCompatible(BasePermission):
+    class SeedCompatible(ExplainedPermission):
         def has_permission(self, request, view) -> bool:
             if not settings.SEED_WEBHOOKS_REQUIRE_API_KEY:
                 return True

@@ -89,13 +89,17 @@ def test_the_role_matrix(role, settings):
     factories.policy(factories.contact("Kim"))
     incident = open_incident(summary="matrix").incident
     client = APIClient()
+    client.raise_request_exception = False  # a crash is a wrong answer to report, not a test error
     client.force_authenticate(person(f"user-{role.lower()}", role))
 
     outcomes = {}
     for method, path, body, least in MATRIX:
         response = getattr(client, method)(path.format(incident=incident.pk), body, format="json")
+        code = response.status_code
         allowed = Role.rank(role) >= Role.rank(least)
-        outcomes[f"{method.upper()} {path}"] = (response.status_code != 403) == allowed or response.status_code
+        # allowed: any answer but a refusal or a server error (a 400 for a weak password is fine); refused: 403
+        right = (code < 500 and code not in (401, 403)) if allowed else code == 403
+        outcomes[f"{method.upper()} {path}"] = right or code
 
     assert all(result is True for result in outcomes.values()), outcomes
 
