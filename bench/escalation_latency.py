@@ -234,8 +234,8 @@ def main() -> None:
         spawn(
             [
                 sys.executable,
-                "manage.py",
-                "carrier_simulator",
+                "-m",
+                "simulator",
                 "--port",
                 str(simulator_port),
                 "--ring-seconds",

@@ -62,7 +62,7 @@ SIMULATED_AUTH_TOKEN = "test-auth-token"
 def simulator(live_server, settings):
     """The carrier simulator over real HTTP: our Twilio SDK calls go to it, and it plays each call
     against our webhooks on the live server, signed as Twilio signs them."""
-    from orchestrator.simulator import CarrierSimulator
+    from simulator import CarrierSimulator
 
     simulator = CarrierSimulator(
         account_sid=SIMULATED_ACCOUNT_SID,

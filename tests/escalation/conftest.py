@@ -13,7 +13,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat, PublicFormat
 
-from orchestrator.simulator import CarrierSimulator
+from simulator import CarrierSimulator
 from tests.conftest import SIMULATED_ACCOUNT_SID, SIMULATED_AUTH_TOKEN
 
 VONAGE_APPLICATION_ID = "0f1e2d3c-4b5a-4978-8a6b-5c4d3e2f1a0b"

@@ -10,8 +10,8 @@ import pytest
 from config.redis import redis_client
 from incidents.models import Incident
 from orchestrator.models import CallAttempt
-from orchestrator.simulator import Scenario
 from orchestrator.voice import breaker
+from simulator import Scenario
 from tests import factories
 from tests.helpers import wait_until
 

@@ -8,7 +8,7 @@ import pytest
 from incidents.models import Incident
 from integrations.models import Integration
 from orchestrator.models import CallAttempt
-from orchestrator.simulator import Scenario
+from simulator import Scenario
 from tests import factories
 from tests.helpers import wait_until
 from tests.integrations.receivers import HTTPReceiver

@@ -20,7 +20,7 @@ from incidents.services import open_incident
 from integrations.models import Integration
 from orchestrator.models import CallAttempt
 from orchestrator.prompts import ENGLISH, KOREAN
-from orchestrator.simulator import Scenario
+from simulator import Scenario
 from tests import factories
 from tests.escalation.conftest import VONAGE_APPLICATION_ID, VONAGE_FROM_NUMBER, VONAGE_SIGNATURE_SECRET
 from tests.escalation.test_alertmanager_storm import alertmanager_payload

@@ -16,7 +16,7 @@ from django.db import connection
 from incidents.models import Incident
 from incidents.services import open_incident
 from orchestrator.models import CallAttempt
-from orchestrator.simulator import Scenario
+from simulator import Scenario
 from tests import factories
 from tests.helpers import wait_until
 

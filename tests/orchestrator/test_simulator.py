@@ -21,14 +21,12 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import requests
-from django.core.management import CommandError, call_command
-from django.test import override_settings
 from twilio.base.exceptions import TwilioRestException
 from twilio.http.http_client import TwilioHttpClient
 from twilio.request_validator import RequestValidator
 from twilio.rest import Client
 
-from orchestrator.simulator import CarrierSimulator, Scenario, SimulatedCall
+from simulator import CarrierSimulator, Scenario, SimulatedCall
 
 ACCOUNT_SID = "AC" + "0" * 32
 AUTH_TOKEN = "secret"
@@ -489,16 +487,28 @@ def test_unknown_paths_answer_twilio_style_404(sim):
     assert response.status_code == 404 and response.json()["code"] == 20404
 
 
-@override_settings(TWILIO_ACCOUNT_SID="", TWILIO_AUTH_TOKEN="")
-def test_management_command_refuses_to_start_without_credentials():
-    with pytest.raises(CommandError, match="TWILIO_ACCOUNT_SID"):
-        call_command("carrier_simulator", "--port", "0")
+def test_python_m_simulator_refuses_to_start_without_credentials():
+    # a real-looking account with no token: DEBUG gives simulator defaults only when no account is set
+    environment = {**os.environ, "DEBUG": "true", "TWILIO_ACCOUNT_SID": ACCOUNT_SID, "TWILIO_AUTH_TOKEN": ""}
+
+    finished = subprocess.run(
+        [sys.executable, "-m", "simulator", "--port", "0"],
+        cwd=PROJECT_ROOT,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+    assert finished.returncode == 2, finished.stderr
+    assert "TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN are empty" in finished.stderr
+    assert "Traceback" not in finished.stderr
 
 
-def test_management_command_serves_until_sigterm_and_stops_cleanly():
+def test_python_m_simulator_serves_until_sigterm_and_stops_cleanly():
     environment = {**os.environ, "DEBUG": "true", "TWILIO_ACCOUNT_SID": "", "PYTHONUNBUFFERED": "1"}
     process = subprocess.Popen(
-        [sys.executable, "manage.py", "carrier_simulator", "--port", "0"],
+        [sys.executable, "-m", "simulator", "--port", "0"],
         cwd=PROJECT_ROOT,
         env=environment,
         stdout=subprocess.PIPE,
@@ -521,3 +531,20 @@ def test_management_command_serves_until_sigterm_and_stops_cleanly():
     assert "  ...8  api_timeout" in "".join(banner)
     assert rest_of_stdout == "Carrier simulator stopped.\n"
     assert "Traceback" not in stderr
+
+
+def test_production_code_never_imports_the_simulator():
+    """The simulator is a development and test tool outside the apps: the image does not ship it."""
+    production_packages = ["accounts", "config", "incidents", "integrations", "orchestrator", "recordings"]
+    importers = [
+        str(path.relative_to(PROJECT_ROOT))
+        for package in production_packages
+        for path in (PROJECT_ROOT / package).rglob("*.py")
+        if any(
+            line.strip().startswith(("import simulator", "from simulator"))
+            for line in path.read_text(encoding="utf-8").splitlines()
+        )
+    ]
+
+    assert importers == []
+    assert "simulator" in (PROJECT_ROOT / ".dockerignore").read_text().split()

@@ -38,7 +38,7 @@ from vonage_http_client import HttpClient
 from vonage_http_client.errors import AuthenticationError, HttpRequestError, NotFoundError, ServerError
 from vonage_voice import CreateCallRequest, Input, Talk
 
-from orchestrator.simulator import CarrierSimulator, Scenario, SimulatedCall
+from simulator import CarrierSimulator, Scenario, SimulatedCall
 
 ACCOUNT_SID = "AC" + "0" * 32
 APPLICATION_ID = "aaaaaaaa-bbbb-4ccc-8ddd-eeeeeeeeeeee"
@@ -485,7 +485,7 @@ def test_simulator_calls_endpoint_lists_vonage_calls(sim, voice, webhooks):
         CarrierSimulator(ACCOUNT_SID, "token", vonage_application_id=APPLICATION_ID)
 
 
-def test_management_command_serves_vonage_when_its_settings_are_present():
+def test_python_m_simulator_serves_vonage_when_its_settings_are_present():
     environment = os.environ | {
         "DEBUG": "true",
         "TWILIO_ACCOUNT_SID": "",
@@ -495,7 +495,7 @@ def test_management_command_serves_vonage_when_its_settings_are_present():
         "VONAGE_SIGNATURE_SECRET": SIGNATURE_SECRET,
     }
     process = subprocess.Popen(
-        [sys.executable, "manage.py", "carrier_simulator", "--port", "0"],
+        [sys.executable, "-m", "simulator", "--port", "0"],
         cwd=Path(__file__).resolve().parents[2],
         env=environment,
         stdout=subprocess.PIPE,

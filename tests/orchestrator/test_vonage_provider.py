@@ -14,9 +14,9 @@ from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption,
 
 from incidents.services import open_incident
 from orchestrator.models import CallAttempt
-from orchestrator.simulator import CarrierSimulator
 from orchestrator.voice import CallRequest, ProviderError, get_provider
 from orchestrator.voice.vonage import VonageProvider
+from simulator import CarrierSimulator
 from tests import factories
 
 pytestmark = pytest.mark.django_db

@@ -6,7 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from orchestrator.simulator.scenarios import Scenario
+from simulator.scenarios import Scenario
 
 
 @dataclass

@@ -10,10 +10,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import urlsplit
 
-from orchestrator.simulator.records import ApiReply, SimulatedCall
-from orchestrator.simulator.scenarios import Scenario, scenario_by_last_digit
-from orchestrator.simulator.twilio import TwilioApi
-from orchestrator.simulator.vonage import VONAGE_PATH_PREFIX, VonageApi
+from simulator.records import ApiReply, SimulatedCall
+from simulator.scenarios import Scenario, scenario_by_last_digit
+from simulator.twilio import TwilioApi
+from simulator.vonage import VONAGE_PATH_PREFIX, VonageApi
 
 TranscriptWriter = Callable[[str], Any]
 

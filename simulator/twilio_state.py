@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import format_datetime
 
-from orchestrator.simulator.records import SimulatedCall
+from simulator.records import SimulatedCall
 
 API_VERSION = "2010-04-01"
 

@@ -21,13 +21,13 @@ from urllib.parse import urlencode
 import jwt
 import requests
 
-from orchestrator.simulator.scenarios import DIGIT_PLANS, Scenario
-from orchestrator.simulator.twilio_call import abbreviate
-from orchestrator.simulator.twilio_state import short_sid
+from simulator.scenarios import DIGIT_PLANS, Scenario
+from simulator.twilio_call import abbreviate
+from simulator.twilio_state import short_sid
 
 if TYPE_CHECKING:
-    from orchestrator.simulator.server import CarrierSimulator
-    from orchestrator.simulator.vonage import VonageLiveCall
+    from simulator.server import CarrierSimulator
+    from simulator.vonage import VonageLiveCall
 
 logger = logging.getLogger(__name__)
 

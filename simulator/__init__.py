@@ -4,7 +4,7 @@ against our webhooks.
 Our code keeps using the real twilio SDK; only its base URL changes (TWILIO_API_BASE_URL, which
 DEBUG without TWILIO_ACCOUNT_SID points at http://127.0.0.1:8765). Start it with
 
-    python manage.py carrier_simulator
+    python -m simulator
 
 For every accepted Calls.create it sends the status callbacks (initiated, ringing, answered,
 completed), the async answering-machine result, fetches our TwiML and "presses" digits at <Gather>,
@@ -33,8 +33,8 @@ served when the simulator is given the Vonage application id, public key and sig
 GET /_simulator/calls lists the calls as JSON.
 """
 
-from orchestrator.simulator.records import SimulatedCall
-from orchestrator.simulator.scenarios import Scenario
-from orchestrator.simulator.server import CarrierSimulator
+from simulator.records import SimulatedCall
+from simulator.scenarios import Scenario
+from simulator.server import CarrierSimulator
 
 __all__ = ["CarrierSimulator", "Scenario", "SimulatedCall"]

@@ -3,7 +3,7 @@
 Requests are form-encoded with HTTP basic auth (AccountSid:AuthToken); replies are JSON shaped like
 Twilio's, errors included ({"code", "message", "more_info", "status"}), so the twilio SDK builds a
 `CallInstance` or raises `TwilioRestException` exactly as against the real API. The call itself is
-played by `orchestrator.simulator.twilio_call`.
+played by `simulator.twilio_call`.
 """
 
 from __future__ import annotations
@@ -17,13 +17,13 @@ import uuid
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs
 
-from orchestrator.simulator.records import ApiReply, SimulatedCall
-from orchestrator.simulator.scenarios import Scenario
-from orchestrator.simulator.twilio_call import TwilioCallPlayer
-from orchestrator.simulator.twilio_state import API_VERSION, LiveCall, rfc2822, short_sid
+from simulator.records import ApiReply, SimulatedCall
+from simulator.scenarios import Scenario
+from simulator.twilio_call import TwilioCallPlayer
+from simulator.twilio_state import API_VERSION, LiveCall, rfc2822, short_sid
 
 if TYPE_CHECKING:
-    from orchestrator.simulator.server import CarrierSimulator
+    from simulator.server import CarrierSimulator
 
 CALLS_PATH = re.compile(rf"^/{API_VERSION}/Accounts/(?P<account_sid>[^/]+)/Calls\.json$")
 CALL_PATH = re.compile(rf"^/{API_VERSION}/Accounts/(?P<account_sid>[^/]+)/Calls/(?P<call_sid>[^/]+)\.json$")

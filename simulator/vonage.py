@@ -4,7 +4,7 @@ Requests carry an application JWT (RS256, signed with the application's private 
 replies are JSON shaped like Vonage's, errors included (RFC 7807: type, title, detail, instance), so
 the vonage SDK builds a `CreateCallResponse` or raises its `HttpRequestError` subclasses exactly as
 against the real API. A placed call's state lives here too, shared by the REST handler (a hang-up)
-and the thread in `orchestrator.simulator.vonage_call` that plays it.
+and the thread in `simulator.vonage_call` that plays it.
 """
 
 from __future__ import annotations
@@ -22,15 +22,15 @@ from typing import TYPE_CHECKING, Any
 import jwt
 from cryptography.hazmat.primitives.serialization import load_pem_public_key
 
-from orchestrator.simulator.records import ApiReply, SimulatedCall
-from orchestrator.simulator.scenarios import Scenario
-from orchestrator.simulator.twilio_state import short_sid
-from orchestrator.simulator.vonage_call import CARRIER, MAX_LENGTH_TIMER, VonageCallPlayer, iso_timestamp
+from simulator.records import ApiReply, SimulatedCall
+from simulator.scenarios import Scenario
+from simulator.twilio_state import short_sid
+from simulator.vonage_call import CARRIER, MAX_LENGTH_TIMER, VonageCallPlayer, iso_timestamp
 
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.types import PublicKeyTypes
 
-    from orchestrator.simulator.server import CarrierSimulator
+    from simulator.server import CarrierSimulator
 
 VONAGE_PATH_PREFIX = "/v1/calls"
 CALL_PATH = re.compile(rf"^{VONAGE_PATH_PREFIX}/(?P<uuid>[^/]+)$")

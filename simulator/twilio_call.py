@@ -18,11 +18,11 @@ from urllib.parse import urlencode, urljoin, urlsplit
 import requests
 from twilio.request_validator import RequestValidator
 
-from orchestrator.simulator.scenarios import DIGIT_PLANS, Scenario
-from orchestrator.simulator.twilio_state import API_VERSION, LiveCall, rfc2822, short_sid
+from simulator.scenarios import DIGIT_PLANS, Scenario
+from simulator.twilio_state import API_VERSION, LiveCall, rfc2822, short_sid
 
 if TYPE_CHECKING:
-    from orchestrator.simulator.server import CarrierSimulator
+    from simulator.server import CarrierSimulator
 
 logger = logging.getLogger(__name__)
 
