@@ -15,4 +15,4 @@ RUN DEBUG=false SECRET_KEY=build-only REDIS_URL=redis://unused:6379/0 python man
 
 USER oncall
 EXPOSE 8000
-CMD ["gunicorn", "config.wsgi", "--bind", "0.0.0.0:8000", "--workers", "3", "--threads", "4", "--access-logfile", "-"]
+CMD ["gunicorn", "config.wsgi", "--bind", "0.0.0.0:8000", "--workers", "3", "--threads", "4", "--access-logfile", "-", "--logger-class", "config.gunicorn_logging.MaskingLogger"]

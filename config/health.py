@@ -1,7 +1,12 @@
-"""Liveness (`/healthz`, the seed's path) and readiness (`/readyz`: database and broker)."""
+"""Liveness (`/healthz`, the seed's path) and readiness (`/readyz`: database and broker).
+
+`/readyz` is public (load balancers call it), so it names the check that failed and nothing more;
+the exception, which may quote a connection URL, is logged.
+"""
 
 from __future__ import annotations
 
+import logging
 import time
 
 from django.conf import settings
@@ -13,6 +18,10 @@ from rest_framework.views import APIView
 from config.permissions import Public
 from config.redis import redis_client
 from config.tasks import BEAT_HEARTBEAT_KEY
+
+logger = logging.getLogger(__name__)
+# What a caller learns about a failed check: which one, never why (that is in the log).
+UNAVAILABLE = "unavailable"
 
 
 class HealthzApi(APIView):
@@ -40,8 +49,9 @@ class ReadyzApi(APIView):
         checks: dict[str, str] = {}
         try:
             checks["database"] = _check_database()
-        except Exception as exc:  # any failure means "not ready"; say which and why
-            checks["database"] = f"error: {exc.__class__.__name__}: {exc}"
+        except Exception:  # any failure means "not ready"; the details go to the log, not the caller
+            logger.warning("readiness check failed: database", exc_info=True)
+            checks["database"] = UNAVAILABLE
         beat_age = None
         try:
             client = redis_client(settings.CELERY_BROKER_URL, timeout=1.0)
@@ -49,8 +59,9 @@ class ReadyzApi(APIView):
             checks["broker"] = "ok"
             last_tick = client.get(BEAT_HEARTBEAT_KEY)
             beat_age = round(time.time() - float(last_tick), 1) if last_tick else None
-        except Exception as exc:
-            checks["broker"] = f"error: {exc.__class__.__name__}: {exc}"
+        except Exception:  # an exception text can carry a host, a user name or a password in a URL
+            logger.warning("readiness check failed: broker", exc_info=True)
+            checks["broker"] = UNAVAILABLE
         failed = [name for name, result in checks.items() if result != "ok"]
         body = {
             "status": "ok" if not failed else "unavailable",
@@ -59,4 +70,5 @@ class ReadyzApi(APIView):
         }
         if failed:
             body["failed"] = failed
+            body["message"] = "; ".join(f"{name} unavailable" for name in failed)
         return Response(body, status=503 if failed else 200)

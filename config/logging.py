@@ -1,9 +1,13 @@
-"""Log context: the request id in the web process, the task id in Celery workers."""
+"""Log context (the request id in the web process, the task id in Celery workers), and masking of
+the carrier webhook tokens that request paths carry."""
 
 from __future__ import annotations
 
 import contextvars
 import logging
+import re
+
+from django.http import HttpRequest
 
 request_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar("request_id", default=None)
 # (ip, user agent) of the request being served, for the audit log.
@@ -29,3 +33,46 @@ def _current_task_id() -> str | None:
 
     request = getattr(current_task, "request", None)
     return getattr(request, "id", None) if request is not None else None
+
+
+# /webhooks/<carrier>/<kind>/<token>: the token names one call attempt and is the capability that lets
+# a carrier's callback act on it, so logs show the route and hide the token.
+_WEBHOOK_TOKEN = re.compile(r"(/webhooks/[A-Za-z0-9_-]+/[A-Za-z0-9_-]+/)[^/?#\s'\"<>]+")
+MASKED = "***"
+
+
+def mask_webhook_path(text: str) -> str:
+    """`text` with every carrier webhook token replaced: /webhooks/twilio/status/*** ."""
+    if "/webhooks/" not in text:
+        return text
+    return _WEBHOOK_TOKEN.sub(rf"\g<1>{MASKED}", text)
+
+
+def _masked(value: object) -> object:
+    if isinstance(value, str):
+        return mask_webhook_path(value)
+    if isinstance(value, tuple):
+        return tuple(_masked(item) for item in value)
+    if isinstance(value, HttpRequest):  # Django's request logs pass the request; its repr has the path
+        return mask_webhook_path(repr(value))
+    return value
+
+
+class MaskWebhookTokensFilter(logging.Filter):
+    """Masks webhook tokens in a record's message, arguments and extra fields.
+
+    Attached to the output handler (every line we print) and to the loggers that log request paths
+    themselves (`django.request`, `django.server`), so other handlers never see the token either.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.msg, str):
+            record.msg = mask_webhook_path(record.msg)
+        if isinstance(record.args, tuple):
+            record.args = _masked(record.args)
+        elif isinstance(record.args, dict):
+            record.args = {key: _masked(value) for key, value in record.args.items()}
+        for name, value in list(vars(record).items()):
+            if name not in ("msg", "args") and isinstance(value, str | HttpRequest):
+                setattr(record, name, _masked(value))
+        return True

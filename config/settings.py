@@ -296,6 +296,10 @@ INTEGRATION_HTTP_TIMEOUT = (
 INTEGRATION_RETRY_BASE_SECONDS = env.float("INTEGRATION_RETRY_BASE_SECONDS", default=2.0)
 INTEGRATION_RETRY_MULTIPLIER = env.float("INTEGRATION_RETRY_MULTIPLIER", default=4.0)
 INTEGRATION_RETRY_MAX_SECONDS = env.float("INTEGRATION_RETRY_MAX_SECONDS", default=300.0)
+# Integration targets (webhook and Slack URLs) may not resolve to loopback, private, link-local (the
+# cloud metadata service) or reserved addresses: checked when saved and again at each connection.
+# Turn on only for receivers on this machine or inside the network (tests do). See config/outbound.py.
+INTEGRATIONS_ALLOW_PRIVATE_TARGETS = env.bool("INTEGRATIONS_ALLOW_PRIVATE_TARGETS", default=False)
 # Email goes through SMTP described by one URL, e.g. smtp+tls://user:password@smtp.example.com:587
 vars().update(env.email_url("EMAIL_URL", default="consolemail://" if DEBUG else "smtp://localhost:25"))
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="oncall@localhost")
@@ -305,7 +309,11 @@ LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "filters": {"context": {"()": "config.logging.ContextFilter"}},
+    "filters": {
+        "context": {"()": "config.logging.ContextFilter"},
+        # Carrier webhook paths carry a per-attempt token: logs show /webhooks/twilio/status/***.
+        "mask_webhook_tokens": {"()": "config.logging.MaskWebhookTokensFilter"},
+    },
     "formatters": {
         "json": {
             "()": "pythonjsonlogger.json.JsonFormatter",
@@ -314,10 +322,19 @@ LOGGING = {
             "timestamp": False,
         }
     },
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "json", "filters": ["context"]}},
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": "json",
+            "filters": ["context", "mask_webhook_tokens"],
+        }
+    },
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {
         "django.db.backends": {"level": "WARNING"},
+        # Both log request paths ("Forbidden: /webhooks/...", runserver's access lines).
+        "django.request": {"filters": ["mask_webhook_tokens"]},
+        "django.server": {"handlers": ["console"], "filters": ["mask_webhook_tokens"], "propagate": False},
         "celery": {"level": LOG_LEVEL},
     },
 }

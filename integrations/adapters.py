@@ -14,6 +14,7 @@ import smtplib
 from collections.abc import Callable
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
+from urllib.parse import urljoin
 
 import requests
 from django.conf import settings
@@ -21,6 +22,7 @@ from django.core.mail import EmailMessage, get_connection
 from django.core.serializers.json import DjangoJSONEncoder
 from django.utils import timezone
 
+from config import outbound
 from integrations import rendering
 from integrations.models import IntegrationKind, OutboundMessage
 
@@ -29,7 +31,8 @@ EVENT_HEADER = "X-Oncall-Event"
 USER_AGENT = "oncall-escalation-integrations/1"
 SMTP_TIMEOUT_SECONDS = 10.0
 RETRYABLE_HTTP_STATUSES = frozenset({408, 429})
-RESPONSE_EXCERPT_BYTES = 300
+RESPONSE_READ_BYTES = 1024
+RESPONSE_EXCERPT_CHARS = 160
 
 
 @dataclass(frozen=True)
@@ -118,37 +121,76 @@ ADAPTERS: dict[str, Callable[[OutboundMessage], Sent]] = {
 
 
 def _post(url: str, body: bytes, headers: dict[str, str]) -> Sent:
+    """POSTs through the outbound guard; every text kept from the exchange is scrubbed of the URL."""
     timeout = getattr(settings, "INTEGRATION_HTTP_TIMEOUT", (3.0, 10.0))
     if isinstance(timeout, list):  # (connect, read) read from the environment as a list
         timeout = tuple(timeout)
     headers = {"Content-Type": "application/json; charset=utf-8", "User-Agent": USER_AGENT, **headers}
+    where = outbound.redact_url(url)
     try:
-        # Redirects are not followed: a POST that gets redirected is a misconfigured target.
-        response = requests.post(url, data=body, headers=headers, timeout=timeout, allow_redirects=False, stream=True)
+        with outbound.guarded_session() as session:
+            # Redirects are not followed: a POST that gets redirected is a misconfigured target, and
+            # following one would let a receiver send us to an inside address.
+            response = session.post(
+                url, data=body, headers=headers, timeout=timeout, allow_redirects=False, stream=True
+            )
+            with response:
+                return _judge(response)
+    except outbound.BlockedDestination as exc:
+        raise DeliveryError(f"Not sent to {where}: {exc}", permanent=True) from exc
     except requests.Timeout as exc:
-        raise DeliveryError(f"timed out (timeout {timeout}s): {exc}", permanent=False) from exc
+        raise DeliveryError(f"{where} timed out (timeout {timeout}s): {_cause(exc, url)}", permanent=False) from exc
     except requests.ConnectionError as exc:
-        raise DeliveryError(f"connection failed: {exc}", permanent=False) from exc
+        raise DeliveryError(f"connection failed to {where}: {_cause(exc, url)}", permanent=False) from exc
     except requests.RequestException as exc:  # an invalid URL, a bad header: retrying cannot help
-        raise DeliveryError(f"the request could not be sent: {exc}", permanent=True) from exc
-    with response:
-        status = response.status_code
-        if 200 <= status < 300:
-            return Sent(http_status=status)
-        try:
-            excerpt = _text(response.raw.read(RESPONSE_EXCERPT_BYTES, decode_content=True))
-        except Exception:  # the body is only a hint for the admin; the status decides
-            excerpt = ""
-        reason = f"HTTP {status} {response.reason or ''}".strip() + (f": {excerpt}" if excerpt else "")
-        if 300 <= status < 400:
-            reason += f" (redirect to {response.headers.get('Location', '?')} not followed; fix the target URL)"
-        retryable = status >= 500 or status in RETRYABLE_HTTP_STATUSES
-        raise DeliveryError(
-            reason,
-            permanent=not retryable,
-            http_status=status,
-            retry_after=_retry_after_seconds(response.headers.get("Retry-After")) if retryable else None,
-        )
+        raise DeliveryError(f"the request to {where} could not be sent: {_cause(exc, url)}", permanent=True) from exc
+
+
+def _judge(response: requests.Response) -> Sent:
+    status = response.status_code
+    if 200 <= status < 300:
+        return Sent(http_status=status)
+    excerpt = _excerpt(response)
+    reason = f"HTTP {status} {response.reason or ''}".strip() + (f": {excerpt}" if excerpt else "")
+    if 300 <= status < 400:
+        location = response.headers.get("Location")
+        location = outbound.redact_url(urljoin(response.url, location)) if location else "?"
+        reason += f" (redirect to {location} not followed; fix the target URL)"
+    retryable = status >= 500 or status in RETRYABLE_HTTP_STATUSES
+    raise DeliveryError(
+        outbound.scrub(reason, response.url),
+        permanent=not retryable,
+        http_status=status,
+        retry_after=_retry_after_seconds(response.headers.get("Retry-After")) if retryable else None,
+    )
+
+
+def _excerpt(response: requests.Response) -> str:
+    """The start of the receiver's answer, as a hint for the admin: printable, one line, short, and
+    with any URL cut to its host (an answer may echo the secret URL back)."""
+    try:
+        raw = response.raw.read(RESPONSE_READ_BYTES, decode_content=True)
+    except Exception:  # the body is only a hint; the status decides
+        return ""
+    text = "".join(char if char.isprintable() else " " for char in _text(raw))
+    text = _text(outbound.scrub(text, response.url))
+    return text if len(text) <= RESPONSE_EXCERPT_CHARS else text[: RESPONSE_EXCERPT_CHARS - 1] + "…"
+
+
+def _cause(exc: BaseException, url: str) -> str:
+    """The innermost cause of a requests failure (e.g. "ConnectionRefusedError: [Errno 111] Connection
+    refused"), never the library's own message, which repeats the URL's path."""
+    seen: set[int] = set()
+    innermost = exc
+    while id(innermost) not in seen:
+        seen.add(id(innermost))
+        following = getattr(innermost, "reason", None)
+        if not isinstance(following, BaseException):
+            following = innermost.__cause__ or innermost.__context__
+        if following is None:
+            break
+        innermost = following
+    return outbound.scrub(f"{type(innermost).__name__}: {innermost}", url)
 
 
 def _retry_after_seconds(value: str | None) -> float | None:

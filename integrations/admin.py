@@ -7,16 +7,52 @@ from django.contrib import admin, messages
 
 from accounts.admin import AuditedAdmin
 from accounts.models import AuditAction
+from config import outbound
 from integrations import services
-from integrations.models import DeliveryAttempt, Integration, OutboundMessage
+from integrations.models import DeliveryAttempt, Integration, IntegrationKind, OutboundMessage
+
+URL_KINDS = (IntegrationKind.WEBHOOK, IntegrationKind.SLACK)
 
 
 class IntegrationForm(forms.ModelForm):
+    """The signing secret and a webhook or Slack URL are write-only: a Slack URL's path is its
+    credential, and a page's HTML travels to browsers, caches and screenshots. Leaving them blank
+    keeps what is stored; the page shows only scheme://host/… of the stored URL."""
+
+    clear_secret = forms.BooleanField(required=False, label="Remove the signing secret")
+
     class Meta:
         model = Integration
-        fields = ["name", "kind", "target", "secret", "events", "active", "max_attempts"]
-        # Shown as dots: the signing secret should not be read over a shoulder.
-        widgets = {"secret": forms.PasswordInput(render_value=True)}
+        fields = ["name", "kind", "target", "secret", "clear_secret", "events", "active", "max_attempts"]
+        widgets = {"secret": forms.PasswordInput(render_value=False)}
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        stored = self.instance if self.instance.pk else None
+        self.initial["secret"] = ""
+        self.fields["secret"].help_text = "Webhooks only: signs each body (X-Oncall-Signature: sha256=<HMAC>). " + (
+            "A secret is set; leave blank to keep it." if stored and stored.secret else "None is set."
+        )
+        if stored is not None and stored.kind in URL_KINDS:
+            self.initial["target"] = ""
+            self.fields["target"].required = False
+            self.fields[
+                "target"
+            ].help_text = (
+                f"Stored: {outbound.redact_url(stored.target)} (hidden). Leave blank to keep it, or enter a new URL."
+            )
+
+    def clean(self):
+        cleaned = super().clean()
+        stored = Integration.objects.filter(pk=self.instance.pk).first() if self.instance.pk else None
+        if stored is not None:
+            if not cleaned.get("target") and stored.kind in URL_KINDS and cleaned.get("kind") == stored.kind:
+                cleaned["target"] = stored.target  # a new kind needs a new target: blank is refused then
+            if cleaned.get("clear_secret"):
+                cleaned["secret"] = ""
+            elif not cleaned.get("secret"):
+                cleaned["secret"] = stored.secret
+        return cleaned
 
 
 @admin.register(Integration)
@@ -24,11 +60,15 @@ class IntegrationAdmin(AuditedAdmin):
     audit_action = AuditAction.INTEGRATION_CHANGED
 
     form = IntegrationForm
-    list_display = ("name", "kind", "target", "subscribed_events", "active", "max_attempts", "updated_at")
+    list_display = ("name", "kind", "shown_target", "subscribed_events", "active", "max_attempts", "updated_at")
     list_filter = ("kind", "active")
     search_fields = ("name", "target")
     readonly_fields = ("created_at", "updated_at")
     actions = ["send_test_notification"]
+
+    @admin.display(description="Target", ordering="target")
+    def shown_target(self, integration: Integration) -> str:
+        return outbound.redact_url(integration.target) if integration.kind in URL_KINDS else integration.target
 
     @admin.display(description="Events")
     def subscribed_events(self, integration: Integration) -> str:

@@ -9,6 +9,8 @@ from django.core.serializers.json import DjangoJSONEncoder
 from django.core.validators import MaxValueValidator, MinValueValidator, URLValidator, validate_email
 from django.db import models
 
+from config import outbound
+
 # Events other apps publish. An integration may also name an event not listed here (a new app can
 # publish one without a change in this app); the list feeds the admin's help text.
 KNOWN_EVENTS = (
@@ -71,6 +73,11 @@ class Integration(models.Model):
                 URLValidator(schemes=["http", "https"])(self.target)
             except ValidationError:
                 errors["target"] = "Enter an http(s) URL."
+            else:
+                try:
+                    outbound.check_url(self.target)
+                except outbound.BlockedDestination as exc:
+                    errors["target"] = str(exc)
         elif self.kind == IntegrationKind.EMAIL:
             if not self.recipients:
                 errors["target"] = "Enter at least one email address."

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import random
+import traceback
 import uuid
 from collections.abc import Iterable
 from datetime import datetime, timedelta
@@ -19,6 +20,7 @@ from django.db import transaction
 from django.db.models import Max, Q
 from django.utils import timezone
 
+from config import outbound
 from config.celery_utils import enqueue_on_commit
 from config.errors import InvalidInput
 from integrations import adapters
@@ -96,7 +98,9 @@ def deliver(message_id: int) -> OutboundMessage:
     except adapters.DeliveryError as exc:
         return _finish(message, attempt, error=exc)
     except Exception as exc:  # a bug or an unexpected library error: recorded and retried, never lost
-        logger.exception("integration adapter crashed", extra={"message_id": message.pk})
+        # Logged without exc_info: a library's message or traceback may repeat the secret URL.
+        trace = outbound.scrub("".join(traceback.format_exception(exc)), message.integration.target)
+        logger.error("integration adapter crashed", extra={"message_id": message.pk, "traceback": trace})
         return _finish(message, attempt, error=adapters.DeliveryError(f"{type(exc).__name__}: {exc}", permanent=False))
     return _finish(message, attempt, sent=sent)
 
@@ -206,6 +210,8 @@ def _finish(
 ) -> OutboundMessage:
     now = timezone.now()
     claimed_at = message.claimed_at
+    if error is not None:  # the adapters scrub already; this holds for any text they did not build
+        error.reason = outbound.scrub(error.reason, message.integration.target)
     with transaction.atomic():
         message = _locked(message.pk)  # the message row first, as everywhere: one lock order
         attempt.finished_at = now

@@ -18,6 +18,7 @@ from django.views.decorators.http import require_POST
 from twilio.request_validator import RequestValidator
 from twilio.twiml.voice_response import VoiceResponse
 
+from config.logging import mask_webhook_path
 from orchestrator import selectors, services
 from orchestrator.models import AttemptStatus
 from orchestrator.prompts import prompts_for
@@ -53,7 +54,9 @@ def twilio_signed(view):
         params = {key: request.POST.get(key) for key in request.POST}
         validator = RequestValidator(settings.TWILIO_AUTH_TOKEN)
         if not signature or not validator.validate(url, params, signature):
-            logger.warning("rejected unsigned or forged Twilio webhook", extra={"path": request.path})
+            logger.warning(
+                "rejected unsigned or forged Twilio webhook", extra={"path": mask_webhook_path(request.path)}
+            )
             message = "Invalid or missing X-Twilio-Signature."
             return JsonResponse({"error": {"code": "forbidden", "message": message, "fields": {}}}, status=403)
         return view(request, token)

@@ -24,6 +24,7 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
+from config.logging import mask_webhook_path
 from orchestrator import selectors, services
 from orchestrator.models import AttemptStatus
 from orchestrator.prompts import prompts_for
@@ -101,7 +102,8 @@ def vonage_signed(view):
         failure = signature_failure(request.headers.get("Authorization", ""), request.body)
         if failure is not None:
             logger.warning(
-                "rejected an unsigned or forged Vonage webhook", extra={"path": request.path, "why": failure}
+                "rejected an unsigned or forged Vonage webhook",
+                extra={"path": mask_webhook_path(request.path), "why": failure},
             )
             return _error(403, "forbidden", "Invalid or missing Vonage signature (Authorization: Bearer JWT).")
         try:

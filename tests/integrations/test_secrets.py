@@ -1,0 +1,159 @@
+"""Integration secrets stay secret: a Slack webhook URL's path (its credential), a webhook URL's token
+and the signing secret never reach a stored error, a log record or the admin's HTML."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+
+from integrations.models import Integration, MessageStatus
+from integrations.services import deliver, notify
+from tests.embedded_services import free_port
+from tests.integrations.conftest import EXHAUSTED_PAYLOAD
+
+pytestmark = pytest.mark.django_db
+
+SLACK_SECRET_PATH = "/services/T0123ABCD/B0456EFGH/q8Zr2VxSecretSlackPath"
+SIGNING_SECRET = "whsec-7f3a9b-never-shown"
+
+
+def _everything_logged(caplog) -> str:
+    """Every record's message and every field a JSON log line would carry."""
+    return "\n".join(f"{record.getMessage()} {vars(record)}" for record in caplog.records)
+
+
+def test_a_slack_url_on_a_host_that_refuses_leaks_nowhere(make_integration, caplog):
+    # given a Slack integration whose host refuses connections (nothing listens on the port)
+    caplog.set_level(logging.INFO)
+    make_integration("ops-slack", kind="slack", target=f"http://127.0.0.1:{free_port()}{SLACK_SECRET_PATH}")
+    [message] = notify("incident.exhausted", EXHAUSTED_PAYLOAD, dedup_key="incident:42:exhausted")
+
+    # when a delivery fails
+    message = deliver(message.pk)
+
+    # then the admin reads where and why, but not the secret path, in the message and the attempt
+    assert message.status == MessageStatus.PENDING
+    assert message.last_error.startswith("connection failed to http://127.0.0.1:")
+    assert "/…: " in message.last_error
+    assert "ConnectionRefusedError" in message.last_error
+    [attempt] = message.delivery_attempts.all()
+    for text in (message.last_error, attempt.error, _everything_logged(caplog)):
+        assert "q8Zr2VxSecretSlackPath" not in text
+        assert "/services/" not in text
+    assert "integration delivery failed; retrying" in _everything_logged(caplog)
+
+
+def test_a_receiver_that_echoes_the_url_back_is_scrubbed_and_cut_short(receiver, make_integration):
+    # given a receiver whose error page repeats the URL it was called on, and a lot more
+    echo = f"invalid_token for {receiver.url}{SLACK_SECRET_PATH} \x1b[31m" + "x" * 2000
+    receiver.plan((403, {}, echo.encode()))
+    make_integration("ops-slack", kind="slack", target=f"{receiver.url}{SLACK_SECRET_PATH}")
+    [message] = notify("incident.exhausted", EXHAUSTED_PAYLOAD, dedup_key="incident:42:exhausted")
+
+    message = deliver(message.pk)
+
+    # then the excerpt kept for the admin is one short printable line without the secret
+    assert message.status == MessageStatus.FAILED
+    [attempt] = message.delivery_attempts.all()
+    assert attempt.error.startswith(f"HTTP 403 Forbidden: invalid_token for {receiver.url}/… [31mxxx")
+    assert "q8Zr2VxSecretSlackPath" not in attempt.error
+    assert "\x1b" not in attempt.error
+    assert len(attempt.error) < 200
+
+
+def test_a_webhook_url_with_a_token_in_its_query_leaks_nowhere(make_integration, caplog):
+    caplog.set_level(logging.INFO)
+    make_integration(target=f"http://127.0.0.1:{free_port()}/hook?token=tok-9d8c7b6a5")
+    [message] = notify("incident.exhausted", EXHAUSTED_PAYLOAD, dedup_key="incident:42:exhausted")
+
+    message = deliver(message.pk)
+
+    [attempt] = message.delivery_attempts.all()
+    for text in (message.last_error, attempt.error, _everything_logged(caplog)):
+        assert "tok-9d8c7b6a5" not in text
+
+
+@pytest.fixture
+def slack_and_signed_webhook():
+    slack = Integration.objects.create(
+        name="ops-slack", kind="slack", target=f"https://hooks.slack.com{SLACK_SECRET_PATH}", events=[]
+    )
+    webhook = Integration.objects.create(
+        name="ops-webhook",
+        kind="webhook",
+        target="https://hooks.example.com/oncall?key=key-5e4d3c2b",
+        secret=SIGNING_SECRET,
+        events=[],
+    )
+    return slack, webhook
+
+
+def test_the_admin_never_renders_a_secret(admin_client, slack_and_signed_webhook):
+    slack, webhook = slack_and_signed_webhook
+
+    pages = {
+        "list": admin_client.get("/admin/integrations/integration/").content.decode(),
+        "slack": admin_client.get(f"/admin/integrations/integration/{slack.pk}/change/").content.decode(),
+        "webhook": admin_client.get(f"/admin/integrations/integration/{webhook.pk}/change/").content.decode(),
+    }
+
+    for page in pages.values():
+        for secret in ("q8Zr2VxSecretSlackPath", "/services/T0123ABCD", "key-5e4d3c2b", SIGNING_SECRET):
+            assert secret not in page
+    # and the admin still sees where each one goes, and that a secret is set
+    assert "https://hooks.slack.com/…" in pages["list"]
+    assert "Stored: https://hooks.slack.com/… (hidden). Leave blank to keep it" in pages["slack"]
+    assert "Stored: https://hooks.example.com/… (hidden)" in pages["webhook"]
+    assert "A secret is set; leave blank to keep it." in pages["webhook"]
+
+
+def _change(admin_client, integration: Integration, **fields) -> None:
+    data = {
+        "name": integration.name,
+        "kind": integration.kind,
+        "target": "",
+        "secret": "",
+        "events": "[]",
+        "active": "on",
+        "max_attempts": "6",
+        **fields,
+    }
+    response = admin_client.post(f"/admin/integrations/integration/{integration.pk}/change/", data)
+    assert response.status_code == 302, response.content.decode()[:2000]
+
+
+def test_saving_with_the_secret_fields_blank_keeps_them(admin_client, slack_and_signed_webhook):
+    slack, webhook = slack_and_signed_webhook
+
+    _change(admin_client, slack, max_attempts="3")
+    _change(admin_client, webhook, events='["incident.exhausted"]')
+
+    slack.refresh_from_db()
+    webhook.refresh_from_db()
+    assert (slack.target, slack.max_attempts) == (f"https://hooks.slack.com{SLACK_SECRET_PATH}", 3)
+    assert (webhook.target, webhook.secret) == ("https://hooks.example.com/oncall?key=key-5e4d3c2b", SIGNING_SECRET)
+    assert webhook.events == ["incident.exhausted"]
+
+
+def test_an_admin_replaces_the_url_and_removes_the_secret(admin_client, slack_and_signed_webhook):
+    _, webhook = slack_and_signed_webhook
+
+    _change(admin_client, webhook, target="https://hooks.example.com/v2", clear_secret="on")
+
+    webhook.refresh_from_db()
+    assert (webhook.target, webhook.secret) == ("https://hooks.example.com/v2", "")
+
+
+def test_changing_the_kind_needs_a_new_target(admin_client, slack_and_signed_webhook):
+    slack, _ = slack_and_signed_webhook
+
+    response = admin_client.post(
+        f"/admin/integrations/integration/{slack.pk}/change/",
+        {"name": slack.name, "kind": "email", "target": "", "events": "[]", "max_attempts": "6"},
+    )
+
+    assert response.status_code == 200
+    page = response.content.decode()
+    assert "Enter at least one email address." in page
+    assert "q8Zr2VxSecretSlackPath" not in page
