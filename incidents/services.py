@@ -94,19 +94,33 @@ def create_policy(*, name: str, contacts: list[Contact], is_default: bool = Fals
     return policy
 
 
-@transaction.atomic
 def ensure_seed_policy() -> EscalationPolicy | None:
-    """The seed's behaviour: PRIMARY_CONTACT and SECONDARY_CONTACT, called alternately."""
-    numbers = [n for n in (settings.PRIMARY_CONTACT, settings.SECONDARY_CONTACT) if n]
+    """The seed's behaviour: PRIMARY_CONTACT and SECONDARY_CONTACT, called alternately.
+
+    The same number twice is one person called on every attempt (a policy lists a contact once).
+    Two first alerts at once both try to create it: the loser's insert hits the unique name, its
+    savepoint rolls back (contacts included), and it takes the winner's policy.
+    """
+    numbers = list(dict.fromkeys(n for n in (settings.PRIMARY_CONTACT, settings.SECONDARY_CONTACT) if n))
     if not numbers:
         return None
-    policy = EscalationPolicy.objects.filter(name=SEED_POLICY_NAME).first()
-    if policy is not None:
-        return policy
-    contacts = []
-    for role, number in zip(("primary", "secondary"), numbers, strict=False):
-        contact = Contact.objects.filter(phone=number).first() or create_contact(name=role, phone=number)
-        contacts.append(contact)
+    for _ in range(3):
+        policy = EscalationPolicy.objects.filter(name=SEED_POLICY_NAME).first()
+        if policy is not None:
+            return policy
+        try:
+            with transaction.atomic():
+                return _create_seed_policy(numbers)
+        except IntegrityError:
+            logger.info("another request created the seed policy first; using theirs")
+    raise DomainError("The seed policy could not be created; try again.", code="seed_policy_conflict")
+
+
+def _create_seed_policy(numbers: list[str]) -> EscalationPolicy:
+    contacts = [
+        Contact.objects.filter(phone=number).order_by("pk").first() or create_contact(name=role, phone=number)
+        for role, number in zip(("primary", "secondary"), numbers, strict=False)
+    ]
     return create_policy(
         name=SEED_POLICY_NAME,
         contacts=contacts,
