@@ -62,7 +62,7 @@ class IntegrationAdmin(AuditedAdmin):
     form = IntegrationForm
     list_display = ("name", "kind", "shown_target", "subscribed_events", "active", "max_attempts", "updated_at")
     list_filter = ("kind", "active")
-    search_fields = ("name", "target")
+    search_fields = ("name",)  # not the target: searching it would let a viewer guess a secret URL
     readonly_fields = ("created_at", "updated_at")
     actions = ["send_test_notification"]
 
