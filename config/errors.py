@@ -30,3 +30,10 @@ class InvalidInput(DomainError):
 class Forbidden(DomainError):
     status_code = 403
     code = "forbidden"
+
+
+class Unprocessable(DomainError):
+    """Understood, but nothing can be done with it as things stand (e.g. no escalation policy exists)."""
+
+    status_code = 422
+    code = "unprocessable"

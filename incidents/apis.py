@@ -32,13 +32,15 @@ CanManageContacts = read_write(Scope.INCIDENTS_READ, Role.VIEWER, Scope.POLICIES
 POLICY_PARAM = OpenApiParameter("policy", str, description="escalation policy id or name (else the default)")
 
 
-def ingest_response(result: services.IngestResult) -> Response:
-    incident = result.incident
+def ingest_response(intake: ingestion.Intake) -> Response:
+    result, incident = intake.result, intake.result.incident
     body = {
         "incident_id": incident.pk if incident else None,
         "state": incident.state if incident else None,
         "deduplicated": result.deduplicated,
+        "warnings": list(intake.warnings),
         "resolved": result.resolved,
+        "retriggered": result.retriggered,
     }
     return Response(body, status=status.HTTP_201_CREATED if result.created else status.HTTP_200_OK)
 
@@ -64,13 +66,13 @@ class _GroupedAlertApi(APIView):
     def post(self, request):
         serializer = self.input_serializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        result = self.ingest(
+        intake = self.ingest(
             serializer.validated_data,
             payload=request.data,
             actor=actor_name(request.user),
             policy=request.query_params.get("policy"),
         )
-        return ingest_response(result)
+        return ingest_response(intake)
 
 
 @extend_schema_view(

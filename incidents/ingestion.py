@@ -3,12 +3,42 @@
 from __future__ import annotations
 
 import hashlib
+from dataclasses import dataclass
+
+from django.db import transaction
 
 from incidents.models import Source
 from incidents.serializers import severity_from
-from incidents.services import IngestResult, open_incident, pick_policy, resolve_by_dedup_key
+from incidents.services import (
+    IngestResult,
+    choose_policy,
+    open_incident,
+    record_intake_warnings,
+    resolve_by_dedup_key,
+)
 
 MAX_DEDUP_KEY = 255
+
+
+@dataclass(frozen=True)
+class Intake:
+    """What an alert did, and what its sender should know (e.g. the policy it named is unknown)."""
+
+    result: IngestResult
+    warnings: tuple[str, ...] = ()
+
+
+def _open(*, policy_reference: str | int | None, actor: str, **incident) -> Intake:
+    """Opens or joins the incident with the chosen policy; any warning lands on its timeline too."""
+    choice = choose_policy(policy_reference)
+    with transaction.atomic():
+        result = open_incident(policy=choice.policy, actor=actor, **incident)
+        record_intake_warnings(result, choice.warnings, actor=actor)
+    return Intake(result, choice.warnings)
+
+
+def _resolve(**kwargs) -> Intake:
+    return Intake(resolve_by_dedup_key(**kwargs))
 
 
 def namespaced_key(source: str, key: str) -> str:
@@ -19,16 +49,16 @@ def namespaced_key(source: str, key: str) -> str:
     return f"{source}:sha256:{hashlib.sha256(key.encode('utf-8')).hexdigest()}"
 
 
-def ingest_generic(data: dict, *, payload: dict, actor: str) -> IngestResult:
+def ingest_generic(data: dict, *, payload: dict, actor: str) -> Intake:
     if data["status"] == "resolved":
-        return resolve_by_dedup_key(dedup_key=data["dedup_key"], source=Source.GENERIC, payload=payload, actor=actor)
-    return open_incident(
+        return _resolve(dedup_key=data["dedup_key"], source=Source.GENERIC, payload=payload, actor=actor)
+    return _open(
         summary=data["summary"],
         tts_text=data.get("tts_text", ""),
         severity=data["severity"],
         source=Source.GENERIC,
         dedup_key=data.get("dedup_key"),
-        policy=pick_policy(data.get("policy")),
+        policy_reference=data.get("policy"),
         payload=payload,
         actor=actor,
     )
@@ -49,39 +79,39 @@ def _prometheus_summary(data: dict) -> tuple[str, str]:
     return summary[:500], spoken[:2000]
 
 
-def ingest_alertmanager(data: dict, *, payload: dict, actor: str, policy: str | None) -> IngestResult:
+def ingest_alertmanager(data: dict, *, payload: dict, actor: str, policy: str | None) -> Intake:
     dedup_key = namespaced_key(Source.ALERTMANAGER, data["groupKey"])
     if data["status"] == "resolved":
-        return resolve_by_dedup_key(dedup_key=dedup_key, source=Source.ALERTMANAGER, payload=payload, actor=actor)
+        return _resolve(dedup_key=dedup_key, source=Source.ALERTMANAGER, payload=payload, actor=actor)
     summary, spoken = _prometheus_summary(data)
     labels = data.get("commonLabels", {})
-    return open_incident(
+    return _open(
         summary=summary,
         tts_text=spoken,
         severity=severity_from(labels.get("severity")),
         source=Source.ALERTMANAGER,
         dedup_key=dedup_key,
-        policy=pick_policy(policy or labels.get("escalation_policy")),
+        policy_reference=policy or labels.get("escalation_policy"),
         payload=payload,
         actor=actor,
     )
 
 
-def ingest_grafana(data: dict, *, payload: dict, actor: str, policy: str | None) -> IngestResult:
+def ingest_grafana(data: dict, *, payload: dict, actor: str, policy: str | None) -> Intake:
     key = data.get("groupKey") or next(alert["fingerprint"] for alert in data["alerts"] if alert.get("fingerprint"))
     dedup_key = namespaced_key(Source.GRAFANA, key)
     resolved = data.get("state") == "ok" or (not data.get("state") and data.get("status") == "resolved")
     if resolved:
-        return resolve_by_dedup_key(dedup_key=dedup_key, source=Source.GRAFANA, payload=payload, actor=actor)
+        return _resolve(dedup_key=dedup_key, source=Source.GRAFANA, payload=payload, actor=actor)
     summary, spoken = _prometheus_summary(data)
     labels = data.get("commonLabels", {})
-    return open_incident(
+    return _open(
         summary=summary,
         tts_text=spoken if spoken != summary else (data.get("message") or summary)[:2000],
         severity=severity_from(labels.get("severity")),
         source=Source.GRAFANA,
         dedup_key=dedup_key,
-        policy=pick_policy(policy or labels.get("escalation_policy")),
+        policy_reference=policy or labels.get("escalation_policy"),
         payload=payload,
         actor=actor,
     )

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import re
+
 from django.db.models import Prefetch, QuerySet
 
 from config.errors import NotFound
-from incidents.models import Contact, Incident, IncidentEvent
+from incidents.models import Contact, EscalationPolicy, Incident, IncidentEvent
 from orchestrator.selectors import attempts_for
 
 
@@ -18,6 +20,14 @@ def contact_detail(contact_id: int) -> Contact:
     if contact is None:
         raise NotFound(f"Contact {contact_id} does not exist.")
     return contact
+
+
+def policy_by_reference(reference: str | int) -> EscalationPolicy | None:
+    """A policy named by id ("3", 3) or by name; None when there is no such policy."""
+    text = str(reference).strip()
+    if re.fullmatch(r"[0-9]{1,18}", text):  # an id that fits a bigint; anything else is a name
+        return EscalationPolicy.objects.filter(pk=int(text)).first()
+    return EscalationPolicy.objects.filter(name=text).first()
 
 
 def incident_list(*, state: str | None = None) -> QuerySet[Incident]:

@@ -121,6 +121,9 @@ class IngestOut(serializers.Serializer):
     incident_id = serializers.IntegerField(allow_null=True)
     state = serializers.CharField(allow_null=True)
     deduplicated = serializers.BooleanField()
+    warnings = serializers.ListField(
+        child=serializers.CharField(), help_text="accepted, but e.g. the named policy is unknown so the default called"
+    )
     resolved = serializers.BooleanField(required=False)
 
 

@@ -14,7 +14,8 @@ from django.utils import timezone
 
 from accounts import audit
 from accounts.models import AuditAction
-from config.errors import DomainError, InvalidInput, NotFound
+from config.errors import DomainError, InvalidInput, NotFound, Unprocessable
+from incidents import selectors
 from incidents.models import (
     OPEN_STATES,
     Alert,
@@ -130,21 +131,59 @@ def _create_seed_policy(numbers: list[str]) -> EscalationPolicy:
     )
 
 
+@dataclass(frozen=True)
+class PolicyChoice:
+    """The policy an alert is escalated with, and what the sender should know about the choice."""
+
+    policy: EscalationPolicy
+    warnings: tuple[str, ...] = ()
+
+
+def choose_policy(reference: str | int | None) -> PolicyChoice:
+    """The named policy (by id or name), else the default one, else the seed's from the environment.
+
+    An alert naming a policy we do not know still pages (Alertmanager does not retry a 4xx, so a
+    refusal would drop it): it goes to the fallback, with a warning. Only when there is no policy at
+    all is the alert refused (422).
+    """
+    if reference in (None, ""):
+        return PolicyChoice(_fallback_policy()[0])
+    policy = selectors.policy_by_reference(reference)
+    if policy is not None:
+        return PolicyChoice(policy)
+    fallback, how = _fallback_policy()
+    return PolicyChoice(fallback, (f"unknown escalation policy {str(reference)[:100]!r}; {how}",))
+
+
 def pick_policy(reference: str | int | None) -> EscalationPolicy:
-    """The named policy (by id or name), else the default one, else the seed's from the environment."""
-    if reference not in (None, ""):
-        lookup = {"pk": int(reference)} if str(reference).isdigit() else {"name": str(reference)}
-        policy = EscalationPolicy.objects.filter(**lookup).first()
-        if policy is None:
-            raise InvalidInput(f"Unknown escalation policy: {reference!r}.", fields={"policy": "unknown policy"})
-        return policy
+    return choose_policy(reference).policy
+
+
+def _fallback_policy() -> tuple[EscalationPolicy, str]:
+    """(policy, how it was chosen): the default, the seed's, else the oldest policy."""
     policy = EscalationPolicy.objects.filter(is_default=True).first() or ensure_seed_policy()
-    if policy is None:
-        raise InvalidInput(
-            "No escalation policy: name one in 'policy', mark one as default in the admin, or set PRIMARY_CONTACT.",
-            fields={"policy": "no default policy configured"},
-        )
-    return policy
+    if policy is not None:
+        return policy, f"used the default policy {policy.name!r}"
+    policy = EscalationPolicy.objects.order_by("pk").first()
+    if policy is not None:
+        return policy, f"no default policy is marked, so used {policy.name!r}, the oldest"
+    logger.error("an alert was refused: there is no escalation policy at all")
+    raise Unprocessable(
+        "No escalation policy exists, so nobody can be called: create one (and mark it default) in the admin, "
+        "or set PRIMARY_CONTACT.",
+        code="no_escalation_policy",
+        fields={"policy": "no escalation policy exists"},
+    )
+
+
+def record_intake_warnings(result: IngestResult, warnings: tuple[str, ...], *, actor: str) -> None:
+    """Puts what went wrong with an accepted alert on the incident's timeline, beside the row that
+    says what the alert did (opened the incident, or joined it)."""
+    if not warnings or result.incident is None:
+        return
+    kind = EventKind.CREATED if result.created else EventKind.DEDUPLICATED
+    for warning in warnings:
+        record_event(result.incident, kind, actor=actor, message=f"Warning: {warning}", data={"warning": warning})
 
 
 # --- ingestion ------------------------------------------------------------------------------------

@@ -61,7 +61,6 @@ def test_a_resolved_generic_alert_resolves_the_incident(system_client, default_p
         ({}, "summary"),
         ({"summary": ""}, "summary"),
         ({"summary": "x", "severity": "apocalyptic"}, "severity"),
-        ({"summary": "x", "policy": "no-such-policy"}, "policy"),
         ({"status": "resolved"}, "dedup_key"),
         ({"summary": "x" * 501}, "summary"),
     ],
@@ -97,9 +96,80 @@ def test_a_body_over_the_limit_is_a_413(system_client, default_policy, settings)
 def test_without_any_policy_the_alert_is_refused_with_a_clear_message(system_client):
     response = system_client.post("/api/v1/alerts/generic", {"summary": "nobody to call"}, format="json")
 
-    assert response.status_code == 400
+    assert response.status_code == 422
+    assert response.json()["error"]["code"] == "no_escalation_policy"
     assert "No escalation policy" in response.json()["error"]["message"]
     assert not Incident.objects.exists()
+
+
+def test_an_unknown_policy_pages_through_the_default_and_says_so(system_client, default_policy):
+    # given: an alert naming a policy that does not exist
+    body = {"summary": "payments down", "policy": "no-such-policy"}
+
+    # when: it arrives
+    response = system_client.post("/api/v1/alerts/generic", body, format="json")
+
+    # then: the page is not dropped: the default policy calls, and the caller and the timeline are told
+    assert response.status_code == 201
+    warning = f"unknown escalation policy 'no-such-policy'; used the default policy '{default_policy.name}'"
+    assert response.json()["warnings"] == [warning]
+    incident = Incident.objects.get(pk=response.json()["incident_id"])
+    assert incident.policy == default_policy
+    assert CallAttempt.objects.filter(incident=incident).count() == 1
+    assert incident.events.filter(message=f"Warning: {warning}").exists()
+
+
+def test_an_alertmanager_label_naming_an_unknown_policy_still_pages(system_client, default_policy):
+    body = {
+        "version": "4",
+        "groupKey": '{}:{alertname="DiskFull"}',
+        "status": "firing",
+        "commonLabels": {"alertname": "DiskFull", "escalation_policy": "db-team"},
+        "alerts": [{"status": "firing", "labels": {"alertname": "DiskFull"}, "annotations": {"summary": "disk"}}],
+    }
+
+    response = system_client.post("/api/v1/alerts/alertmanager", body, format="json")
+
+    assert response.status_code == 201
+    assert "unknown escalation policy 'db-team'" in response.json()["warnings"][0]
+    assert Incident.objects.get().policy == default_policy
+
+
+def test_a_duplicate_naming_an_unknown_policy_is_joined_and_the_warning_recorded(system_client, default_policy):
+    body = {"summary": "disk full", "dedup_key": "disk", "policy": "nope"}
+    system_client.post("/api/v1/alerts/generic", body, format="json")
+
+    response = system_client.post("/api/v1/alerts/generic", body, format="json")
+
+    assert response.status_code == 200 and response.json()["deduplicated"] is True
+    assert response.json()["warnings"] == [
+        f"unknown escalation policy 'nope'; used the default policy '{default_policy.name}'"
+    ]
+    assert Incident.objects.get().events.filter(message__startswith="Warning: unknown").count() == 2
+
+
+def test_with_policies_but_no_default_an_unknown_policy_uses_the_oldest(system_client):
+    # given: two policies, neither marked default
+    oldest = factories.policy(factories.contact("Kim"), name="web", is_default=False)
+    factories.policy(factories.contact("Lee"), name="db", is_default=False)
+
+    response = system_client.post("/api/v1/alerts/generic", {"summary": "x", "policy": "mobile"}, format="json")
+
+    assert response.status_code == 201
+    assert Incident.objects.get().policy == oldest
+    assert response.json()["warnings"] == [
+        "unknown escalation policy 'mobile'; no default policy is marked, so used 'web', the oldest"
+    ]
+
+
+def test_a_known_policy_gives_no_warnings(system_client, default_policy):
+    other = factories.policy(factories.contact("Park"), name="db", is_default=False)
+
+    response = system_client.post("/api/v1/alerts/generic", {"summary": "x", "policy": "db"}, format="json")
+
+    assert response.status_code == 201
+    assert response.json()["warnings"] == []
+    assert Incident.objects.get().policy == other
 
 
 def test_the_seed_contacts_from_the_environment_make_a_default_policy(system_client, settings):
