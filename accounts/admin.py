@@ -1,19 +1,29 @@
 from django import forms
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.contrib.admin.forms import AdminAuthenticationForm
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.http import HttpResponseRedirect
 
 from accounts import audit, mfa
 from accounts.models import APIKey, AuditAction, AuditEvent, LoginSession, Role, User
-from accounts.services import clear_lockout, revoke_api_key
+from accounts.services import check_access_change, check_may_delete, clear_lockout, revoke_api_key
+from accounts.sessions import count_mfa_failure
+from config.errors import DomainError
 
 
 class MFAAdminAuthenticationForm(AdminAuthenticationForm):
     """The admin sign-in asks for the TOTP code of accounts that use MFA, and refuses accounts whose
-    role requires MFA until they enrol it (through the API)."""
+    role requires MFA until they enrol it (through the API). A wrong code counts as a failed sign-in
+    for the lockout, as on the API. templates/admin/login.html renders the code field."""
 
-    otp_token = forms.CharField(label="MFA code", required=False, max_length=32, help_text="if you use MFA")
+    otp_token = forms.CharField(
+        label="MFA code",
+        required=False,
+        max_length=32,
+        help_text="The 6-digit code of your authenticator app, or a recovery code. Empty if you do not use MFA.",
+    )
 
     def get_invalid_login_error(self):
         if getattr(self.request, "axes_locked_out", False):
@@ -24,6 +34,7 @@ class MFAAdminAuthenticationForm(AdminAuthenticationForm):
         super().confirm_login_allowed(user)
         if mfa.is_enabled(user):
             if mfa.verify(user, self.cleaned_data.get("otp_token", "")) is None:
+                count_mfa_failure(self.request, user.get_username(), via="admin")
                 raise ValidationError("The MFA code is wrong, expired or already used.", code="mfa_invalid")
         elif mfa.is_required(user):
             raise ValidationError(
@@ -37,6 +48,28 @@ class MFAAdminAuthenticationForm(AdminAuthenticationForm):
 
 admin.site.login_form = MFAAdminAuthenticationForm
 admin.site.site_header = "On-call escalation"
+
+
+def _unregister_third_party_admins() -> None:
+    """Third-party admins nobody needs here, some dangerous: the beat schedule lives in code
+    (config/celery.py) and is not edited in the admin, roles replace groups. (django-axes' tables are
+    off through AXES_ENABLE_ADMIN; simplejwt's token tables are not installed.)"""
+    from django.contrib.auth.models import Group
+    from django_celery_beat import models as beat
+
+    for model in (
+        Group,
+        beat.PeriodicTask,
+        beat.IntervalSchedule,
+        beat.CrontabSchedule,
+        beat.SolarSchedule,
+        beat.ClockedSchedule,
+    ):
+        if admin.site.is_registered(model):
+            admin.site.unregister(model)
+
+
+_unregister_third_party_admins()
 
 
 class AuditedAdmin(admin.ModelAdmin):
@@ -85,6 +118,44 @@ class UserAdmin(DjangoUserAdmin):
 
     def has_delete_permission(self, request, obj=None) -> bool:
         return not self._touches_super_admin(request, obj) and super().has_delete_permission(request, obj)
+
+    def get_form(self, request, obj=None, **kwargs):
+        """The change form refuses what would lock everyone out (see services.check_access_change):
+        lowering your own role, disabling yourself, demoting or disabling the last administrator."""
+        form_class = super().get_form(request, obj, **kwargs)
+        actor = request.user
+
+        class GuardedUserForm(form_class):
+            def clean(self):
+                cleaned = super().clean()
+                if self.instance.pk is not None:
+                    current = User.objects.get(pk=self.instance.pk)
+                    try:
+                        check_access_change(
+                            current, actor=actor, role=cleaned.get("role"), is_active=cleaned.get("is_active")
+                        )
+                    except DomainError as exc:
+                        raise ValidationError(exc.message, code=exc.code) from exc
+                return cleaned
+
+        return GuardedUserForm
+
+    def get_actions(self, request):
+        actions = super().get_actions(request)
+        actions.pop("delete_selected", None)  # one at a time, through the guarded delete page
+        return actions
+
+    def delete_view(self, request, object_id, extra_context=None):
+        """Nobody deletes themselves or the last active administrator."""
+        target = self.get_object(request, object_id)
+        if target is not None and request.method == "POST":
+            try:
+                with transaction.atomic():
+                    check_may_delete(target, actor=request.user)
+            except DomainError as exc:
+                self.message_user(request, exc.message, level=messages.ERROR)
+                return HttpResponseRedirect(request.path)
+        return super().delete_view(request, object_id, extra_context)
 
     def formfield_for_choice_field(self, db_field, request, **kwargs):
         if db_field.name == "role" and request.user.role != Role.SUPER_ADMIN:

@@ -25,6 +25,12 @@ from accounts.serializers import (
     UserOut,
 )
 from accounts.services import register_user
+from accounts.throttles import (
+    LoginPerAddressThrottle,
+    LoginPerUsernameThrottle,
+    RefreshPerAddressThrottle,
+    RefreshPerUserThrottle,
+)
 from config.errors import NotFound
 from config.permissions import Public
 
@@ -38,6 +44,7 @@ def _valid(serializer_class, request, **kwargs) -> dict:
 class LoginApi(APIView):
     permission_classes = [Public]
     authentication_classes = []
+    throttle_classes = [LoginPerAddressThrottle, LoginPerUsernameThrottle]
 
     @extend_schema(request=LoginIn, responses=LoginOut)
     def post(self, request):
@@ -57,6 +64,7 @@ class LoginApi(APIView):
 class RefreshApi(APIView):
     permission_classes = [Public]
     authentication_classes = []
+    throttle_classes = [RefreshPerAddressThrottle, RefreshPerUserThrottle]
 
     @extend_schema(request=RefreshIn, responses=TokensOut)
     def post(self, request):

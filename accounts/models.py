@@ -40,17 +40,18 @@ class User(AbstractUser):
         return self.is_active and Role.rank(self.role) >= Role.rank(minimum)
 
     def has_perm(self, perm: str, obj=None) -> bool:
-        """Admin-site rights follow the role: ADMIN manages everything but super admins."""
-        if not self.is_active:
+        """Admin-site rights follow the role's allow-list (accounts.rights); only a super admin
+        touches a super admin."""
+        from accounts.rights import may
+
+        if not self.is_active or not may(self.role, perm):
             return False
-        if self.role == Role.SUPER_ADMIN:
-            return True
-        if self.role == Role.ADMIN:
-            return not (isinstance(obj, User) and obj.role == Role.SUPER_ADMIN)
-        return False
+        return not (isinstance(obj, User) and obj.role == Role.SUPER_ADMIN and self.role != Role.SUPER_ADMIN)
 
     def has_module_perms(self, app_label: str) -> bool:
-        return self.is_active and self.role in STAFF_ROLES
+        from accounts.rights import may_enter_app
+
+        return self.is_active and may_enter_app(self.role, app_label)
 
 
 class Scope(models.TextChoices):

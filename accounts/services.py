@@ -14,7 +14,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from accounts import audit
-from accounts.models import APIKey, AuditAction, Role, Scope, User
+from accounts.models import STAFF_ROLES, APIKey, AuditAction, Role, Scope, User
 from config.errors import DomainError, Forbidden, InvalidInput
 
 API_KEY_MARK = "ock_"
@@ -35,6 +35,26 @@ def validate_scopes(scopes: list[str]) -> list[str]:
     return cleaned
 
 
+def validate_expiry(expires_at: datetime | None) -> datetime | None:
+    """A key expires in the future, and within API_KEY_MAX_LIFETIME_DAYS: a key born expired or
+    valid for centuries is a typo, not a decision."""
+    if expires_at is None:
+        return None
+    now = timezone.now()
+    longest = timedelta(days=settings.API_KEY_MAX_LIFETIME_DAYS)
+    if expires_at <= now:
+        raise InvalidInput(
+            f"expires_at ({expires_at.isoformat()}) has already passed; give a future time or none.",
+            fields={"expires_at": "must be in the future"},
+        )
+    if expires_at - now > longest:
+        raise InvalidInput(
+            f"expires_at is more than {longest.days} days away; rotate keys at least that often.",
+            fields={"expires_at": f"must be within {longest.days} days"},
+        )
+    return expires_at
+
+
 @transaction.atomic
 def create_api_key(
     *,
@@ -48,6 +68,7 @@ def create_api_key(
     if not name:
         raise InvalidInput("An API key needs a name.", fields={"name": "required"})
     cleaned_scopes = validate_scopes(scopes)
+    expires_at = validate_expiry(expires_at)
     prefix = secrets.token_hex(6)
     raw_key = f"{API_KEY_MARK}{prefix}.{secrets.token_urlsafe(32)}"
     api_key = APIKey.objects.create(
@@ -117,19 +138,64 @@ def register_user(
     return user
 
 
+def _is_active_staff(role: str, is_active: bool) -> bool:
+    return is_active and role in STAFF_ROLES
+
+
+def _other_active_staff(user: User) -> list[int]:
+    """The other active ADMIN and SUPER_ADMIN accounts. Every staff row is locked (in pk order), so two
+    administrators demoting each other at once are served one after the other, and the second sees
+    the first one's change."""
+    staff = User.objects.select_for_update().filter(is_active=True, role__in=STAFF_ROLES).order_by("pk")
+    return [pk for pk in staff.values_list("pk", flat=True) if pk != user.pk]
+
+
+def check_access_change(user: User, *, actor: User, role: str | None = None, is_active: bool | None = None) -> None:
+    """Refuses the changes that can lock everyone out of administration: lowering your own role,
+    disabling yourself, and demoting or disabling the last active ADMIN/SUPER_ADMIN.
+    Call it inside the transaction that saves the change."""
+    new_role = user.role if role is None else role
+    new_active = user.is_active if is_active is None else is_active
+    if user.pk == actor.pk and Role.rank(new_role) < Role.rank(user.role):
+        raise DomainError(
+            "You cannot lower your own role; another administrator has to do it.",
+            code="self_demotion",
+            fields={"role": "you cannot lower your own role"},
+        )
+    if user.pk == actor.pk and user.is_active and not new_active:
+        raise DomainError(
+            "You cannot disable your own account.", code="self_disable", fields={"is_active": "your own account"}
+        )
+    leaves_staff = _is_active_staff(user.role, user.is_active) and not _is_active_staff(new_role, new_active)
+    if leaves_staff and not _other_active_staff(user):
+        field = "role" if role is not None and role not in STAFF_ROLES else "is_active"
+        raise DomainError(
+            f"{user.username} is the last active administrator; make someone else ADMIN first.",
+            code="last_admin",
+            fields={field: "the last active administrator"},
+        )
+
+
+def check_may_delete(user: User, *, actor: User) -> None:
+    """Deleting an account follows the same rule as disabling it."""
+    if user.pk == actor.pk:
+        raise DomainError("You cannot delete your own account.", code="self_delete")
+    check_access_change(user, actor=actor, is_active=False)
+
+
 @transaction.atomic
 def update_user(user: User, *, actor: User, role: str | None = None, is_active: bool | None = None) -> User:
     if user.role == Role.SUPER_ADMIN and actor.role != Role.SUPER_ADMIN:
         raise Forbidden("Only a super admin can change a super admin.")
     if role is not None and role != user.role:
         _check_may_grant(actor, role)
+    check_access_change(user, actor=actor, role=role, is_active=is_active)
+    if role is not None and role != user.role:
         audit.record(
             AuditAction.ROLE_CHANGED, actor=actor, target=f"user:{user.username}", data={"from": user.role, "to": role}
         )
         user.role = role
     if is_active is not None and is_active != user.is_active:
-        if user.pk == actor.pk and not is_active:
-            raise DomainError("You cannot disable your own account.", code="self_disable")
         audit.record(
             AuditAction.USER_UPDATED, actor=actor, target=f"user:{user.username}", data={"is_active": is_active}
         )
@@ -139,11 +205,9 @@ def update_user(user: User, *, actor: User, role: str | None = None, is_active: 
 
 
 def clear_lockout(username: str, *, actor: Any) -> int:
-    """Unlocks an account locked by repeated failed sign-ins (and the addresses that failed on it)."""
-    from axes.models import AccessAttempt
+    """Unlocks an account locked by repeated failed sign-ins (lockout is by account, see settings)."""
     from axes.utils import reset
 
-    addresses = set(AccessAttempt.objects.filter(username=username).values_list("ip_address", flat=True))
-    cleared = reset(username=username) + sum(reset(ip=address) for address in addresses if address)
+    cleared = reset(username=username)
     audit.record(AuditAction.LOCKOUT_CLEARED, actor=actor, target=f"user:{username}")
     return cleared

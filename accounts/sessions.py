@@ -1,7 +1,12 @@
 """Sign-in with JWTs: login (password, then TOTP when on), refresh with rotation, logout, sessions.
 
-Failures go through Django's `authenticate`, so django-axes counts them and locks the account and
-the address after too many; a wrong TOTP code counts as a failure too.
+Failures go through Django's `authenticate`, so django-axes counts them and locks the account after
+too many; a wrong TOTP code counts as a failure too (here and in the admin sign-in).
+
+No token is stored anywhere: a login session keeps only the jti of its current refresh token. A
+refresh token is accepted once, while its jti is the session's current one and the session is
+active; rotating it or ending the session refuses every older token (simplejwt's outstanding-token
+table, which kept whole refresh tokens readable, is not installed).
 """
 
 from __future__ import annotations
@@ -14,10 +19,10 @@ from django.db import transaction
 from django.http import HttpRequest
 from django.utils import timezone
 from rest_framework_simplejwt.exceptions import TokenError
-from rest_framework_simplejwt.token_blacklist.models import BlacklistedToken, OutstandingToken
 from rest_framework_simplejwt.tokens import RefreshToken
 
 from accounts import audit, mfa
+from accounts.client import client_address
 from accounts.models import AuditAction, LoginSession, User
 from config.errors import DomainError
 
@@ -48,14 +53,23 @@ def _issue(user: User, session: LoginSession) -> tuple[str, str]:
     return str(refresh.access_token), str(refresh)
 
 
+def count_mfa_failure(request: HttpRequest, username: str, *, via: str) -> None:
+    """A wrong MFA code after a right password is a failed sign-in: django-axes counts it toward the
+    lockout like a wrong password, and the audit log records it."""
+    user_login_failed.send(sender=__name__, credentials={"username": username}, request=request)
+    audit.record(
+        AuditAction.LOGIN_FAILED, actor="anonymous", target=f"user:{username}", data={"reason": "mfa", "via": via}
+    )
+
+
 def login(*, request: HttpRequest, username: str, password: str, mfa_token: str = "") -> Tokens:
     user = authenticate(request=request, username=username, password=password)
     if getattr(request, "axes_locked_out", False):
         minutes = int(settings.AXES_COOLOFF_TIME.total_seconds() // 60)
         audit.record(AuditAction.LOGIN_LOCKED_OUT, actor="anonymous", target=f"user:{username}")
         raise LockedOut(
-            f"Too many failed sign-ins: this account and address are locked for {minutes} minutes. "
-            "An administrator can unlock them sooner."
+            f"Too many failed sign-ins: this account is locked for {minutes} minutes. "
+            "An administrator can unlock it sooner."
         )
     if user is None:
         audit.record(
@@ -67,14 +81,13 @@ def login(*, request: HttpRequest, username: str, password: str, mfa_token: str 
         if not mfa_token:
             raise LoginRefused("This account uses MFA: send the 6-digit code as mfa_token.", code="mfa_required")
         if mfa.verify(user, mfa_token) is None:
-            user_login_failed.send(sender=__name__, credentials={"username": username}, request=request)
-            audit.record(AuditAction.LOGIN_FAILED, actor="anonymous", target=f"user:{username}", data={"reason": "mfa"})
+            count_mfa_failure(request, username, via="api")
             raise LoginRefused("The MFA code is wrong, expired or already used.", code="mfa_invalid")
         mfa_verified = True
     with transaction.atomic():
         session = LoginSession.objects.create(
             user=user,
-            ip=request.META.get("REMOTE_ADDR"),
+            ip=client_address(request),
             user_agent=request.headers.get("User-Agent", "")[:300],
             mfa_verified=mfa_verified,
         )
@@ -87,7 +100,8 @@ def login(*, request: HttpRequest, username: str, password: str, mfa_token: str 
 
 
 def refresh(raw_refresh: str) -> tuple[str, str]:
-    """A new access token and a new refresh token; the old refresh token is blacklisted."""
+    """A new access token and a new refresh token; the old refresh token stops working (the session
+    now names the new one's jti)."""
     try:
         token = RefreshToken(raw_refresh)
     except TokenError as exc:
@@ -99,11 +113,9 @@ def refresh(raw_refresh: str) -> tuple[str, str]:
         user = session.user
         if not user.is_active:
             raise LoginRefused("This account is disabled.", code="account_disabled")
-        token.blacklist()
         token.set_jti()
         token.set_exp()
         token.set_iat()
-        token.outstand()
         session.refresh_jti = token["jti"]
         session.last_refreshed_at = timezone.now()
         session.save(update_fields=["refresh_jti", "last_refreshed_at"])
@@ -111,13 +123,11 @@ def refresh(raw_refresh: str) -> tuple[str, str]:
 
 
 def end_session(session: LoginSession, *, actor: User, action: str = AuditAction.SESSION_ENDED) -> None:
-    """Ends a session: its refresh token is blacklisted and its access tokens stop working."""
+    """Ends a session: its refresh token and its access tokens stop working at once."""
     with transaction.atomic():
         if session.ended_at is None:
             session.ended_at = timezone.now()
             session.save(update_fields=["ended_at"])
-        for outstanding in OutstandingToken.objects.filter(jti=session.refresh_jti):
-            BlacklistedToken.objects.get_or_create(token=outstanding)
     audit.record(action, actor=actor, target=f"session:{session.pk}")
 
 

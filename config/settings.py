@@ -34,6 +34,21 @@ CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 # Behind a TLS-terminating proxy the original scheme arrives in X-Forwarded-Proto.
 if env.bool("USE_X_FORWARDED_PROTO", default=False):
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+# How many reverse proxies of ours append to X-Forwarded-For in front of the web process. 0: the
+# header is ignored and the connecting address is the client (see accounts/client.py).
+TRUSTED_PROXY_COUNT = env.int("TRUSTED_PROXY_COUNT", default=0)
+
+# HTTPS hardening, on by default outside DEBUG (`manage.py check --deploy` is clean). Plain-http
+# setups (a laptop, the test run) turn the redirect and secure cookies off explicitly.
+SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=not DEBUG)
+# Health checks and metrics are probed over plain http from inside the network.
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$", r"^metrics$"]
+SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=0 if DEBUG else 31536000)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", default=True)
+SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=True)
+SESSION_COOKIE_SECURE = env.bool("SESSION_COOKIE_SECURE", default=not DEBUG)
+CSRF_COOKIE_SECURE = env.bool("CSRF_COOKIE_SECURE", default=not DEBUG)
+SESSION_COOKIE_HTTPONLY = True
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -43,7 +58,8 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "rest_framework",
-    "rest_framework_simplejwt.token_blacklist",
+    # not rest_framework_simplejwt.token_blacklist: its table kept whole refresh tokens readable;
+    # LoginSession.refresh_jti does the rotation and revocation instead (accounts/sessions.py)
     "axes",
     "drf_spectacular",
     "django_celery_beat",
@@ -68,7 +84,12 @@ MIDDLEWARE = [
 ]
 # django-axes' middleware answers a lockout with an HTML 429 page; our login API and admin sign-in
 # form report lockouts themselves (JSON with the cool-off time, or the form's error).
-SILENCED_SYSTEM_CHECKS = ["axes.W002"]
+SILENCED_SYSTEM_CHECKS = [
+    "axes.W002",
+    # Lockout is by account on purpose (see AXES_LOCKOUT_PARAMETERS); one address trying many
+    # accounts is slowed by the per-address sign-in rate limit (LOGIN_RATE_PER_ADDRESS) instead.
+    "axes.W006",
+]
 
 ROOT_URLCONF = "config.urls"
 WSGI_APPLICATION = "config.wsgi.application"
@@ -77,7 +98,8 @@ ASGI_APPLICATION = "config.asgi.application"
 TEMPLATES = [
     {
         "BACKEND": "django.template.backends.django.DjangoTemplates",
-        "DIRS": [],
+        # templates/ overrides the admin's sign-in page (it asks for the MFA code)
+        "DIRS": [BASE_DIR / "templates"],
         "APP_DIRS": True,
         "OPTIONS": {
             "context_processors": [
@@ -187,6 +209,17 @@ CELERY_RESULT_BACKEND_TRANSPORT_OPTIONS = {"socket_timeout": 5, "socket_connect_
 MAX_COUNTDOWN_SECONDS = 5 * 60
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 
+# The cache holds rate-limit counters (accounts/throttles.py): Redis, shared by every web process.
+# Short timeouts: an unreachable Redis skips a rate limit rather than holding a request.
+CACHES = {
+    "default": {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": env.str("CACHE_URL", default=REDIS_URL),
+        "KEY_PREFIX": "cache",
+        "OPTIONS": {"socket_connect_timeout": 0.5, "socket_timeout": 0.5},
+    }
+}
+
 # --- API ------------------------------------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
@@ -218,7 +251,6 @@ SIMPLE_JWT = {
     "ACCESS_TOKEN_LIFETIME": timedelta(minutes=env.int("JWT_ACCESS_MINUTES", default=15)),
     "REFRESH_TOKEN_LIFETIME": timedelta(days=env.int("JWT_REFRESH_DAYS", default=7)),
     "ROTATE_REFRESH_TOKENS": True,
-    "BLACKLIST_AFTER_ROTATION": True,
     "UPDATE_LAST_LOGIN": True,
     "AUTH_HEADER_TYPES": ("Bearer",),
 }
@@ -231,17 +263,35 @@ MFA_ENCRYPTION_KEY = env.str("MFA_ENCRYPTION_KEY", default="")
 # Anyone may create a VIEWER account through /api/v1/auth/register when true; else ADMIN and above.
 OPEN_SIGNUP = env.bool("OPEN_SIGNUP", default=False)
 
-# Login lockout (django-axes): after AXES_FAILURE_LIMIT failures the account and the address are
-# locked for AXES_COOLOFF_TIME; an admin can unlock earlier.
+# Login lockout (django-axes): after AXES_FAILURE_LIMIT failures (wrong password or wrong MFA code)
+# the account is locked for AXES_COOLOFF_TIME; an admin can unlock earlier. Lockout is by account
+# only: behind a proxy many people share an address, and failures with made-up usernames from one
+# address must not lock a real person out. The address is recorded with each failure, and the
+# per-address sign-in rate (LOGIN_RATE_PER_ADDRESS) slows one address trying many accounts.
 AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", "django.contrib.auth.backends.ModelBackend"]
 AXES_FAILURE_LIMIT = env.int("LOGIN_FAILURE_LIMIT", default=5)
 AXES_COOLOFF_TIME = timedelta(minutes=env.int("LOGIN_LOCKOUT_MINUTES", default=15))
-AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+AXES_LOCKOUT_PARAMETERS = ["username"]
+AXES_CLIENT_IP_CALLABLE = "accounts.client.client_address"
 AXES_RESET_ON_SUCCESS = True
 AXES_VERBOSE = False
+# Lockouts are cleared with the users' "Unlock" action (admin) or POST /api/v1/users/{id}/unlock,
+# not by editing axes' tables.
+AXES_ENABLE_ADMIN = False
+
+# Rate limits (429 with Retry-After), "<count>/<sec|min|hour|day>"; see accounts/throttles.py.
+LOGIN_RATE_PER_ADDRESS = env.str("LOGIN_RATE_PER_ADDRESS", default="30/min")
+LOGIN_RATE_PER_USERNAME = env.str("LOGIN_RATE_PER_USERNAME", default="10/min")
+REFRESH_RATE_PER_ADDRESS = env.str("REFRESH_RATE_PER_ADDRESS", default="60/min")
+REFRESH_RATE_PER_USER = env.str("REFRESH_RATE_PER_USER", default="20/min")
+DRILL_RATE = env.str("DRILL_RATE", default="10/hour")
+# Per API key on alert ingestion: generous, so a real alert storm passes.
+ALERT_RATE_PER_KEY = env.str("ALERT_RATE_PER_KEY", default="6000/min")
 
 # API keys: how often `last_used_at` is written at most (an alert storm must not write per request).
 API_KEY_LAST_USED_RESOLUTION_SECONDS = 60
+# The longest an API key may be created to live (longer, or an expiry already passed, is refused).
+API_KEY_MAX_LIFETIME_DAYS = env.int("API_KEY_MAX_LIFETIME_DAYS", default=1825)
 
 # The seed's /webhook/* endpoints take an API key unless this is turned off (trusted network only).
 SEED_WEBHOOKS_REQUIRE_API_KEY = env.bool("SEED_WEBHOOKS_REQUIRE_API_KEY", default=True)

@@ -10,6 +10,7 @@ from rest_framework.views import APIView
 from accounts.audit import actor_name
 from accounts.models import Role, Scope
 from accounts.permissions import read_write, scope_or_role
+from accounts.throttles import AlertIngestionThrottle
 from incidents import ingestion, selectors, services
 from incidents.serializers import (
     AlertmanagerIn,
@@ -47,6 +48,7 @@ def ingest_response(intake: ingestion.Intake) -> Response:
 
 class GenericAlertApi(APIView):
     permission_classes = [CanPostAlerts]
+    throttle_classes = [AlertIngestionThrottle]
 
     @extend_schema(request=GenericAlertIn, responses={201: IngestOut, 200: IngestOut})
     def post(self, request):
@@ -60,6 +62,7 @@ class _GroupedAlertApi(APIView):
     """Alertmanager and Grafana: a grouped notification, an optional `?policy=`."""
 
     permission_classes = [CanPostAlerts]
+    throttle_classes = [AlertIngestionThrottle]
     input_serializer: type
     ingest: staticmethod  # the source's function in incidents.ingestion
 

@@ -9,6 +9,7 @@ from rest_framework.views import APIView
 
 from accounts.models import Role, Scope
 from accounts.permissions import scope_or_role
+from accounts.throttles import DrillThrottle
 from config.errors import NotFound
 from incidents.models import EscalationPolicy
 from orchestrator.drills import drill_report, start_drill
@@ -19,6 +20,7 @@ CanReadIncidents = scope_or_role(Scope.INCIDENTS_READ, Role.VIEWER)
 
 class PolicyDrillApi(APIView):
     permission_classes = [CanRunDrills]
+    throttle_classes = [DrillThrottle]  # drills ring real phones
 
     @extend_schema(request=None, responses={202: OpenApiTypes.OBJECT})
     def post(self, request, policy_id: int):

@@ -19,6 +19,9 @@ from pathlib import Path
 
 os.environ.setdefault("SECRET_KEY", "test-only-secret-key-not-for-production")
 os.environ.setdefault("DEBUG", "false")
+# The test client and the live server speak plain http: no redirect to https (secure cookies are
+# fine, the test client sends them anyway; tests of the production settings run them in a subprocess).
+os.environ.setdefault("SECURE_SSL_REDIRECT", "false")
 
 
 def free_port() -> int:

@@ -101,7 +101,11 @@ def test_a_revoked_key_gets_401(api_client):
 
 
 def test_an_expired_key_gets_401(api_client):
-    _, raw_key = create_api_key(name="temp", scopes=["alerts:write"], expires_at=timezone.now() - timedelta(minutes=1))
+    api_key, raw_key = create_api_key(
+        name="temp", scopes=["alerts:write"], expires_at=timezone.now() + timedelta(days=1)
+    )
+    # a day later: the key's expiry has passed
+    APIKey.objects.filter(pk=api_key.pk).update(expires_at=timezone.now() - timedelta(minutes=1))
     api_client.credentials(HTTP_AUTHORIZATION=f"Api-Key {raw_key}")
 
     response = api_client.get("/api/v1/auth/me")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver
 from rest_framework.test import APIClient
 from rest_framework.views import APIView
@@ -161,3 +162,170 @@ def test_api_keys_cannot_manage_accounts(make_api_key):
 
     assert response.status_code == 403
     assert "API keys cannot" in response.json()["error"]["message"]
+
+
+# --- the admin site, walked role by role --------------------------------------------------------
+
+
+def admin_urls(objects: dict) -> list[str]:
+    """Every GET-able admin route made concrete: ids become a row of that route's model (`objects`
+    maps a model to a pk), the app index is walked for each app. Sign-out is left out (it would end
+    the walk's session) and so is the catch-all that answers unknown admin URLs."""
+    urls = set()
+    for path, callback in routes():
+        if not path.startswith("admin/") or path in ("admin/logout/",) or "(?P<url>" in path:
+            continue
+        if "(?P<app_label>" in path:
+            labels = path.split("(?P<app_label>", 1)[1].split(")", 1)[0].split("|")
+            urls.update(f"/admin/{label}/" for label in labels)
+            continue
+        model_admin = getattr(callback, "model_admin", None)
+        pk = objects.get(model_admin.model, 999999) if model_admin else objects.get("content-type", 1)
+        concrete = path.replace("<int:content_type_id>", str(objects.get("content-type", 1)))
+        while "<" in concrete:
+            start = concrete.index("<")
+            concrete = concrete[:start] + str(pk) + concrete[concrete.index(">", start) + 1 :]
+        urls.add("/" + concrete)
+    return sorted(urls)
+
+
+@pytest.fixture
+def admin_world(db, settings, make_api_key):
+    """Rows for every admin page, a super admin holding live tokens and an MFA secret, and one person
+    of each role to sign into the admin as."""
+    from django.contrib.contenttypes.models import ContentType
+
+    from accounts.models import APIKey, AuditEvent, LoginSession, User
+    from incidents.models import Contact, EscalationPolicy, Incident
+    from tests.accounts.helpers import enrol_mfa, login, signed_in
+
+    settings.MFA_REQUIRED_ROLES = []
+    people = {role: person(f"walker-{role.lower()}", role) for role in ROLES}
+    root = person("root-holder", Role.SUPER_ADMIN)
+    secret, recovery = enrol_mfa(signed_in("root-holder"))
+    from tests.accounts.helpers import totp_code
+
+    tokens = login(APIClient(), "root-holder", mfa_token=totp_code(secret, steps_ahead=1)).json()
+    refreshed = APIClient().post("/api/v1/auth/refresh", {"refresh_token": tokens["refresh_token"]}, format="json")
+    assert refreshed.status_code == 200
+    raw_key = make_api_key("alerts:write", name="walk-key")
+    factories.policy(factories.contact("Kim"))
+    open_incident(summary="walked")
+    objects = {
+        User: root.pk,
+        APIKey: APIKey.objects.first().pk,
+        AuditEvent: AuditEvent.objects.first().pk,
+        LoginSession: LoginSession.objects.first().pk,
+        Contact: Contact.objects.first().pk,
+        EscalationPolicy: EscalationPolicy.objects.first().pk,
+        Incident: Incident.objects.first().pk,
+        "content-type": ContentType.objects.get_for_model(User).pk,
+    }
+    secrets_held = [
+        tokens["access_token"],
+        tokens["refresh_token"],
+        refreshed.json()["access_token"],
+        refreshed.json()["refresh_token"],
+        raw_key,
+        secret,
+        *recovery,
+    ]
+    # a JWT's signature alone is enough to spot a copied token
+    secrets_held += [token.rsplit(".", 1)[1] for token in secrets_held if token.count(".") == 2]
+    return people, objects, secrets_held
+
+
+def walk(client, urls: list[str]) -> dict[str, object]:
+    client.raise_request_exception = False  # a crash is an answer to report (500), not a test error
+    return {url: client.get(url) for url in urls}
+
+
+def test_every_model_in_the_admin_is_one_of_ours_and_named_in_the_allow_list():
+    from django.contrib import admin
+
+    from accounts.rights import ADMIN_SITE_RIGHTS
+
+    registered = {model._meta.label_lower for model in admin.site._registry}
+
+    assert registered - set(ADMIN_SITE_RIGHTS[Role.SUPER_ADMIN]) == set()
+
+
+@pytest.mark.django_db
+def test_an_anonymous_caller_is_sent_to_the_admin_sign_in_from_every_admin_page(admin_world):
+    _, objects, _ = admin_world
+
+    answers = walk(Client(), admin_urls(objects))
+
+    wrong = {
+        url: response.status_code
+        for url, response in answers.items()
+        if url != "/admin/login/" and not (response.status_code == 302 and "/admin/login/" in response["Location"])
+    }
+    assert wrong == {}
+    assert answers["/admin/login/"].status_code == 200
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("role", [Role.VIEWER, Role.AGENT, Role.SUPERVISOR])
+def test_people_below_admin_cannot_enter_any_admin_page(admin_world, role):
+    people, objects, _ = admin_world
+    client = Client()
+    client.force_login(people[role])
+
+    answers = walk(client, admin_urls(objects))
+
+    wrong = {
+        url: response.status_code
+        for url, response in answers.items()
+        if url != "/admin/login/" and not (response.status_code == 302 and "/admin/login/" in response["Location"])
+    }
+    assert wrong == {}
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("role", [Role.ADMIN, Role.SUPER_ADMIN])
+def test_admins_see_only_the_allow_listed_models_never_a_token_and_never_a_server_error(admin_world, role):
+    from accounts.rights import ADMIN_SITE_RIGHTS
+
+    # given: a super admin holds live JWTs, an MFA secret and recovery codes, and an API key exists
+    people, objects, secrets_held = admin_world
+    client = Client()
+    client.force_login(people[role])
+
+    # when: the admin walks every admin page
+    answers = walk(client, admin_urls(objects))
+
+    # then: no server error anywhere
+    assert {url: r.status_code for url, r in answers.items() if r.status_code >= 500} == {}
+    # the index lists exactly the models of the role's allow-list
+    listed = {
+        f"{app['app_label']}.{entry['object_name'].lower()}"
+        for app in answers["/admin/"].context["app_list"]
+        for entry in app["models"]
+    }
+    allowed = {model for model, actions in ADMIN_SITE_RIGHTS[role].items() if actions & {"view", "change"}}
+    assert listed and listed <= allowed
+    # no third-party table is reachable (token blacklist, lockout rows, beat schedule, groups)
+    for url in ("/admin/token_blacklist/outstandingtoken/", "/admin/axes/accessattempt/", "/admin/auth/group/"):
+        assert client.get(url).status_code == 404, url
+    assert client.get("/admin/django_celery_beat/periodictask/").status_code == 404
+    # and no page shows a token, a key, an MFA secret or a recovery code
+    leaks = {
+        url: [held[:12] for held in secrets_held if held in response.content.decode(errors="replace")]
+        for url, response in answers.items()
+    }
+    assert {url: found for url, found in leaks.items() if found} == {}
+
+
+@pytest.mark.django_db
+def test_an_admin_cannot_delete_people_or_open_a_super_admin_but_a_super_admin_can(admin_world):
+    people, _, _ = admin_world
+    admin_client, super_client = Client(), Client()
+    admin_client.force_login(people[Role.ADMIN])
+    super_client.force_login(people[Role.SUPER_ADMIN])
+    viewer, root = people[Role.VIEWER], people[Role.SUPER_ADMIN]
+
+    assert admin_client.get(f"/admin/accounts/user/{viewer.pk}/delete/").status_code == 403
+    assert admin_client.get(f"/admin/accounts/user/{root.pk}/change/").status_code in (302, 403)
+    assert super_client.get(f"/admin/accounts/user/{viewer.pk}/delete/").status_code == 200
+    assert super_client.get(f"/admin/accounts/user/{root.pk}/change/").status_code == 200
