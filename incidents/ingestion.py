@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from django.db import transaction
 
+from config.text import clean_text
 from incidents.models import Source
 from incidents.serializers import severity_from
 from incidents.services import (
@@ -76,7 +77,7 @@ def _prometheus_summary(data: dict) -> tuple[str, str]:
     if firing > 1:
         summary = f"{summary} ({firing} alerts)"
     spoken = annotations.get("tts") or annotations.get("description") or summary
-    return summary[:500], spoken[:2000]
+    return clean_text(summary)[:500], clean_text(spoken)[:2000]
 
 
 def ingest_alertmanager(data: dict, *, payload: dict, actor: str, policy: str | None) -> Intake:
@@ -107,7 +108,7 @@ def ingest_grafana(data: dict, *, payload: dict, actor: str, policy: str | None)
     labels = data.get("commonLabels", {})
     return _open(
         summary=summary,
-        tts_text=spoken if spoken != summary else (data.get("message") or summary)[:2000],
+        tts_text=spoken if spoken != summary else clean_text(data.get("message") or summary)[:2000],
         severity=severity_from(labels.get("severity")),
         source=Source.GRAFANA,
         dedup_key=dedup_key,

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
+
 from rest_framework import serializers
 
+from config.text import clean_text
 from incidents.models import E164, Alert, Contact, Incident, IncidentEvent, IncidentState, Language, Severity
 from orchestrator.models import CallAttempt
 
@@ -25,6 +28,35 @@ def severity_from(value: str | None) -> str:
     return SEVERITY_ALIASES.get((value or "critical").strip().lower(), Severity.CRITICAL)
 
 
+class CleanTextField(serializers.CharField):
+    """Human text that is stored and spoken: escape sequences and control characters removed."""
+
+    def to_internal_value(self, data):
+        return clean_text(super().to_internal_value(data))
+
+
+class AnyValueAsTextField(serializers.CharField):
+    """A label or annotation value. Alertmanager and Grafana send strings, but a hand-written rule or
+    a template may put a number, a boolean, null or an object there: that is read as text, because a
+    page must not be refused for its shape. Objects and lists become their JSON text."""
+
+    def __init__(self, **kwargs):
+        super().__init__(allow_blank=True, trim_whitespace=False, **kwargs)
+
+    def run_validation(self, data=serializers.empty):
+        if data is None:
+            data = ""
+        elif isinstance(data, bool):
+            data = "true" if data else "false"
+        elif isinstance(data, (dict, list)):
+            data = json.dumps(data, ensure_ascii=False, sort_keys=True)
+        return super().run_validation(data)
+
+
+def text_dict(**kwargs) -> serializers.DictField:
+    return serializers.DictField(child=AnyValueAsTextField(), required=False, default=dict, **kwargs)
+
+
 class PolicyReferenceField(serializers.CharField):
     """A policy named by id or by name; checked against the database by the service."""
 
@@ -38,8 +70,8 @@ class PolicyReferenceField(serializers.CharField):
 
 
 class GenericAlertIn(serializers.Serializer):
-    summary = serializers.CharField(max_length=500, required=False, allow_blank=False)
-    tts_text = serializers.CharField(max_length=2000, required=False, allow_blank=True, default="")
+    summary = CleanTextField(max_length=500, required=False, allow_blank=False)
+    tts_text = CleanTextField(max_length=2000, required=False, allow_blank=True, default="")
     severity = serializers.ChoiceField(choices=Severity.choices, required=False, default=Severity.CRITICAL)
     dedup_key = serializers.CharField(max_length=255, required=False, allow_blank=False, allow_null=True)
     policy = PolicyReferenceField()
@@ -55,8 +87,8 @@ class GenericAlertIn(serializers.Serializer):
 
 class PrometheusAlertIn(serializers.Serializer):
     status = serializers.ChoiceField(choices=["firing", "resolved"], required=False, default="firing")
-    labels = serializers.DictField(child=serializers.CharField(allow_blank=True), required=False, default=dict)
-    annotations = serializers.DictField(child=serializers.CharField(allow_blank=True), required=False, default=dict)
+    labels = text_dict()
+    annotations = text_dict()
     fingerprint = serializers.CharField(required=False, allow_blank=True, default="")
 
 
@@ -67,9 +99,9 @@ class AlertmanagerIn(serializers.Serializer):
     groupKey = serializers.CharField(max_length=10_000)
     status = serializers.ChoiceField(choices=["firing", "resolved"])
     receiver = serializers.CharField(required=False, allow_blank=True, default="")
-    groupLabels = serializers.DictField(required=False, default=dict)
-    commonLabels = serializers.DictField(required=False, default=dict)
-    commonAnnotations = serializers.DictField(required=False, default=dict)
+    groupLabels = text_dict()
+    commonLabels = text_dict()
+    commonAnnotations = text_dict()
     alerts = PrometheusAlertIn(many=True, allow_empty=False)
 
     def validate_version(self, value):
@@ -84,11 +116,11 @@ class GrafanaIn(serializers.Serializer):
     version = serializers.CharField(required=False, default="1")
     status = serializers.ChoiceField(choices=["firing", "resolved"], required=False)
     state = serializers.CharField(required=False, allow_blank=True, default="")
-    title = serializers.CharField(required=False, allow_blank=True, default="")
-    message = serializers.CharField(required=False, allow_blank=True, default="")
+    title = AnyValueAsTextField(required=False, default="")
+    message = AnyValueAsTextField(required=False, default="")
     groupKey = serializers.CharField(required=False, allow_blank=True, default="", max_length=10_000)
-    commonLabels = serializers.DictField(required=False, default=dict)
-    commonAnnotations = serializers.DictField(required=False, default=dict)
+    commonLabels = text_dict()
+    commonAnnotations = text_dict()
     alerts = PrometheusAlertIn(many=True, required=False, default=list)
 
     def validate(self, attrs):
@@ -100,8 +132,8 @@ class GrafanaIn(serializers.Serializer):
 
 
 class SeedStartIn(serializers.Serializer):
-    incident_summary = serializers.CharField(max_length=500)
-    tts_text = serializers.CharField(max_length=2000, required=False, allow_blank=True, default="")
+    incident_summary = CleanTextField(max_length=500)
+    tts_text = CleanTextField(max_length=2000, required=False, allow_blank=True, default="")
 
 
 class SeedCallOut(serializers.Serializer):
