@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from config.text import clean_text
+
 
 @dataclass(frozen=True)
 class Prompts:
@@ -39,3 +41,9 @@ ENGLISH = Prompts(
 
 def prompts_for(language: str) -> Prompts:
     return KOREAN if language.lower().startswith("ko") else ENGLISH
+
+
+def speech_text(text: str) -> str:
+    """Alert text as both carriers must get it: one line, no escape codes, no control characters and
+    no noncharacters (one of them made Twilio's TwiML invalid XML and the call an application error)."""
+    return " ".join(clean_text(text).split())

@@ -8,6 +8,7 @@ from django.db.models import QuerySet
 
 from incidents.models import IncidentState
 from orchestrator.models import CallAttempt
+from orchestrator.prompts import speech_text
 
 
 @dataclass(frozen=True)
@@ -25,7 +26,7 @@ def call_script(token: str) -> CallScript | None:
         return None
     incident = attempt.incident
     return CallScript(
-        text=incident.spoken_text,
+        text=speech_text(incident.spoken_text),
         language=attempt.contact.language,
         repeats=incident.policy.message_repeats,
         still_triggered=incident.state == IncidentState.TRIGGERED,
