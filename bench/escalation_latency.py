@@ -210,7 +210,7 @@ def main() -> None:
                 "config",
                 "worker",
                 "-Q",
-                "calls,default,integrations",
+                "calls,timers,default,integrations",
                 "--pool",
                 args.worker_pool,
                 "--concurrency",

@@ -1,8 +1,9 @@
 """The Celery app: JSON only, late acks, prefetch 1, time limits, four queues, beat schedule in code.
 
 Queues: `calls` is urgent (its own worker pool in production, so a backlog of uploads never delays
-a phone call), `default`, `recordings`, `integrations`. Tasks are routed by the app prefix of their
-explicit name.
+a phone call), `timers` (the escalation sweep and deadline checks: never stuck behind a backlog of
+dials), `default`, `recordings`, `integrations`. Tasks are routed by the app prefix of their explicit
+name, the timers by their exact name.
 """
 
 from __future__ import annotations
@@ -18,17 +19,18 @@ app = Celery("config")
 
 app.config_from_object("django.conf:settings", namespace="CELERY")
 
-QUEUES = ("calls", "default", "recordings", "integrations")
+QUEUES = ("calls", "timers", "default", "recordings", "integrations")
 app.conf.task_queues = tuple(Queue(name) for name in QUEUES)
 app.conf.task_default_queue = "default"
 app.conf.task_routes = {
+    "orchestrator.sweep_escalations": {"queue": "timers"},
+    "orchestrator.check_deadline": {"queue": "timers"},
     "orchestrator.*": {"queue": "calls"},
     "recordings.*": {"queue": "recordings"},
     "integrations.*": {"queue": "integrations"},
 }
 
 # The beat schedule is code too: CELERY_BEAT_SCHEDULE in config/settings.py, which
-# django-celery-beat's DatabaseScheduler copies into the database at start (admins can see it there,
-# and pause an entry without a deploy).
+# django-celery-beat's DatabaseScheduler copies into the database at start.
 app.conf.imports = ("config.tasks",)
 app.autodiscover_tasks()

@@ -337,6 +337,17 @@ if USING_CARRIER_SIMULATOR:
 # the ring timeout), how often the beat sweep looks for due deadlines.
 DIAL_GRACE_SECONDS = env.int("DIAL_GRACE_SECONDS", default=30)
 ESCALATION_SWEEP_SECONDS = env.float("ESCALATION_SWEEP_SECONDS", default=2.0)
+# A queued call not yet taken by a worker has its dial sent again this often (never skipped).
+DIAL_RESEND_SECONDS = env.float("DIAL_RESEND_SECONDS", default=20.0)
+# After an answered call ends, how long a keypress still on its way may take to land before the
+# next person is called (the carrier posts the hang-up and the digit at once, in no set order).
+KEYPRESS_GRACE_SECONDS = env.float("KEYPRESS_GRACE_SECONDS", default=5.0)
+# A new firing alert for an incident acknowledged longer ago than this rings again (0: never).
+# A firing alert after exhaustion always starts a new round of calls.
+ALERT_RETRIGGER_AFTER_ACK_MINUTES = env.float("ALERT_RETRIGGER_AFTER_ACK_MINUTES", default=240.0)
+# After a failed publish, tasks are not sent for this long: the web answers at once while the
+# broker is down, and the sweep enqueues what is due when it is back.
+BROKER_DOWN_BACKOFF_SECONDS = env.float("BROKER_DOWN_BACKOFF_SECONDS", default=2.0)
 
 # --- Integrations: fallback notifications (webhook, Slack, email) ------------------------------
 INTEGRATION_HTTP_TIMEOUT = (
@@ -391,17 +402,20 @@ LOGGING = {
 
 # --- Beat schedule (django-celery-beat's DatabaseScheduler copies it into the database at start) -
 CELERY_BEAT_SCHEDULE = {
-    "beat-heartbeat": {"task": "config.beat_heartbeat", "schedule": 10.0, "options": {"expires": 10}},
+    "beat-heartbeat": {"task": "config.beat_heartbeat", "schedule": 10.0, "options": {"expire_seconds": 10}},
     # The safety net behind every escalation countdown: due deadlines, lost dial enqueues.
+    # Its own queue (`timers`), so a backlog of dials never delays or expires it. `expire_seconds`
+    # is the option django-celery-beat's DatabaseScheduler reads (it ignores `expires`): a sweep
+    # that waited longer than two intervals is dropped, so an outage does not replay a pile of them.
     "sweep-escalations": {
         "task": "orchestrator.sweep_escalations",
         "schedule": ESCALATION_SWEEP_SECONDS,
-        "options": {"expires": ESCALATION_SWEEP_SECONDS * 2},
+        "options": {"expire_seconds": max(2, int(ESCALATION_SWEEP_SECONDS * 2))},
     },
     # Fallback notifications whose delivery failed or whose worker died.
     "retry-integration-messages": {
         "task": "integrations.retry_due_messages",
         "schedule": 15.0,
-        "options": {"expires": 30},
+        "options": {"expire_seconds": 30},
     },
 }

@@ -86,17 +86,20 @@ class IncidentAdmin(admin.ModelAdmin):
         "severity",
         "state",
         "is_drill",
-        "exhausted",
         "current_step",
         "source",
         "created_at",
     )
-    list_filter = ("is_drill", "state", "exhausted", "severity", "source", "policy")
+    list_filter = ("is_drill", "state", "severity", "source", "policy")
     search_fields = ("summary", "dedup_key", "acknowledged_by")
     date_hierarchy = "created_at"
     readonly_fields = (
+        "summary",
+        "tts_text",
+        "severity",
+        "policy",
+        "is_drill",
         "state",
-        "exhausted",
         "exhausted_reason",
         "current_step",
         "next_action_at",
@@ -110,6 +113,19 @@ class IncidentAdmin(admin.ModelAdmin):
     )
     inlines = [CallAttemptInline, IncidentEventInline, AlertInline]
     actions = ["acknowledge_selected", "resolve_selected", "escalate_selected"]
+
+    # The engine owns a live incident's row: a full-row save from a form opened a minute ago would
+    # revert what the engine wrote since (state, step, deadline). Incidents open through the
+    # ingestion service (the API, or an alert), and change only through the actions below, which
+    # call the services (and so the audit log). The page is read-only.
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
 
     def _run(self, request, queryset, action, done: str) -> None:
         actor = actor_name(request.user)

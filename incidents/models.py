@@ -106,12 +106,29 @@ class Source(models.TextChoices):
 
 
 class IncidentState(models.TextChoices):
+    """The incident's one state. Only TRIGGERED rings phones; EXHAUSTED is open but silent (every
+    call of the round was made and nobody pressed 1)."""
+
     TRIGGERED = "triggered", "Triggered"
+    EXHAUSTED = "exhausted", "Exhausted"
     ACKNOWLEDGED = "acknowledged", "Acknowledged"
     RESOLVED = "resolved", "Resolved"
 
 
-OPEN_STATES = (IncidentState.TRIGGERED, IncidentState.ACKNOWLEDGED)
+OPEN_STATES = (IncidentState.TRIGGERED, IncidentState.EXHAUSTED, IncidentState.ACKNOWLEDGED)
+
+# Every allowed move, in one place. Back to TRIGGERED is a re-trigger: a new firing alert after
+# exhaustion, or after an acknowledgement older than ALERT_RETRIGGER_AFTER_ACK_MINUTES.
+TRANSITIONS: dict[str, frozenset[str]] = {
+    IncidentState.TRIGGERED: frozenset({IncidentState.EXHAUSTED, IncidentState.ACKNOWLEDGED, IncidentState.RESOLVED}),
+    IncidentState.EXHAUSTED: frozenset({IncidentState.TRIGGERED, IncidentState.ACKNOWLEDGED, IncidentState.RESOLVED}),
+    IncidentState.ACKNOWLEDGED: frozenset({IncidentState.TRIGGERED, IncidentState.RESOLVED}),
+    IncidentState.RESOLVED: frozenset(),
+}
+
+
+def can_transition(current: str, target: str) -> bool:
+    return target in TRANSITIONS[current]
 
 
 class Incident(models.Model):
@@ -123,9 +140,11 @@ class Incident(models.Model):
     policy = models.ForeignKey(EscalationPolicy, on_delete=models.PROTECT, related_name="incidents")
     state = models.CharField(max_length=20, choices=IncidentState.choices, default=IncidentState.TRIGGERED)
     is_drill = models.BooleanField(default=False, db_index=True, help_text="a test run: no fallback notifications")
-    exhausted = models.BooleanField(default=False)
     exhausted_reason = models.CharField(max_length=300, blank=True)
     current_step = models.PositiveIntegerField(default=0, help_text="calls placed so far; guards every engine task")
+    round_started_step = models.PositiveIntegerField(
+        default=0, help_text="current_step when this round of calls began (a re-trigger starts a new round)"
+    )
     next_action_at = models.DateTimeField(null=True, blank=True, db_index=True)
     acknowledged_at = models.DateTimeField(null=True, blank=True)
     acknowledged_by = models.CharField(max_length=200, blank=True, help_text="who pressed 1, or who acknowledged")
@@ -151,6 +170,19 @@ class Incident(models.Model):
     @property
     def spoken_text(self) -> str:
         return self.tts_text or self.summary
+
+    @property
+    def exhausted(self) -> bool:
+        return self.state == IncidentState.EXHAUSTED
+
+    def calls_at(self, step: int) -> bool:
+        """The one predicate every engine entry point checks: this incident is still ringing phones,
+        and `step` is its current call. A late or redelivered task fails it and does nothing."""
+        return self.state == IncidentState.TRIGGERED and self.current_step == step
+
+    @property
+    def calls_in_round(self) -> int:
+        return self.current_step - self.round_started_step
 
 
 class Alert(models.Model):
@@ -187,6 +219,8 @@ class EventKind(models.TextChoices):
     ACKNOWLEDGED = "acknowledged", "Acknowledged"
     RESOLVED = "resolved", "Resolved"
     EXHAUSTED = "exhausted", "Exhausted"
+    RETRIGGERED = "retriggered", "Re-triggered"
+    DIAL_DELAYED = "dial_delayed", "Dial delayed"
     NOTIFIED = "notified", "Fallback notification"
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
@@ -28,6 +29,7 @@ from incidents.models import (
     PolicyContact,
     Severity,
     Source,
+    can_transition,
 )
 
 logger = logging.getLogger(__name__)
@@ -195,6 +197,7 @@ class IngestResult:
     created: bool = False
     deduplicated: bool = False
     resolved: bool = False
+    retriggered: bool = False
 
 
 def open_incident(
@@ -214,7 +217,7 @@ def open_incident(
     Concurrent duplicates are safe: a partial unique index allows one open incident per key, so
     the loser of a race gets an IntegrityError, rolls back its savepoint, and joins the winner.
     """
-    from orchestrator.services import start_escalation
+    from orchestrator.services import retrigger_locked, start_escalation
 
     policy = policy or pick_policy(None)
     payload = payload if payload is not None else {}
@@ -242,8 +245,29 @@ def open_incident(
                 start_escalation(incident)
                 return IngestResult(incident=incident, created=True)
         Alert.objects.create(incident=existing, source=source, payload=payload, received_by=actor)
+        retrigger_reason = _retrigger_reason(existing)
+        if retrigger_reason:
+            retrigger_locked(existing, reason=retrigger_reason, actor=actor)
+            return IngestResult(incident=existing, retriggered=True)
         record_event(existing, EventKind.DEDUPLICATED, actor=actor, message="duplicate alert; no new call")
         return IngestResult(incident=existing, deduplicated=True)
+
+
+def _retrigger_reason(incident: Incident) -> str:
+    """Why a new firing alert for this open incident should ring phones again, or "" when it is a
+    plain duplicate: every call of the last round went unanswered (exhausted), or the acknowledgement
+    is older than ALERT_RETRIGGER_AFTER_ACK_MINUTES (0 turns that off)."""
+    if incident.state == IncidentState.EXHAUSTED:
+        return "a new alert arrived after every call went unanswered"
+    minutes = settings.ALERT_RETRIGGER_AFTER_ACK_MINUTES
+    if (
+        incident.state == IncidentState.ACKNOWLEDGED
+        and minutes > 0
+        and incident.acknowledged_at is not None
+        and incident.acknowledged_at < timezone.now() - timedelta(minutes=minutes)
+    ):
+        return f"the alert still fires more than {minutes:g} minutes after it was acknowledged"
+    return ""
 
 
 def _open_incident_for(dedup_key: str | None) -> Incident | None:
@@ -277,8 +301,8 @@ def acknowledge_locked(incident: Incident, *, actor: str, message: str = "", att
     """Stops the escalation. Returns False when it was already acknowledged (idempotent)."""
     if incident.state == IncidentState.ACKNOWLEDGED:
         return False
-    if incident.state == IncidentState.RESOLVED:
-        raise DomainError(f"Incident #{incident.pk} is already resolved.", code="already_resolved")
+    if not can_transition(incident.state, IncidentState.ACKNOWLEDGED):
+        raise DomainError(f"Incident #{incident.pk} is already {incident.state}.", code=f"already_{incident.state}")
     incident.state = IncidentState.ACKNOWLEDGED
     incident.acknowledged_at = timezone.now()
     incident.acknowledged_by = actor[:200]
@@ -338,7 +362,7 @@ def incident_payload(incident: Incident) -> dict:
         "source": incident.source,
         "dedup_key": incident.dedup_key,
         "attempts": incident.current_step,
-        "exhausted": incident.exhausted,
+        "exhausted": incident.state == IncidentState.EXHAUSTED,
         "reason": incident.exhausted_reason,
         "acknowledged_by": incident.acknowledged_by,
         "policy": incident.policy.name,

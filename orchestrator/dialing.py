@@ -1,10 +1,14 @@
 """Placing the call of one attempt: at most once, on the first carrier that takes it.
 
 The claim (queued → dialing) commits before any carrier is called, so a redelivered task never
-dials again. Carriers are tried in order (the contact's preference, VOICE_PROVIDER, then
-VOICE_FAILOVER_PROVIDER), skipping one whose circuit breaker is open while another is not; an error,
-a refusal or a timeout on one places the same attempt on the next at once, and the attempt and the
-timeline say which carrier placed it and why the others did not.
+dials again, and it starts the ring deadline: time spent waiting for a worker is never taken from
+the person's ring. Any failure of a carrier, an unexpected exception included, is recorded on the
+attempt, in the timeline and in the carrier's breaker.
+
+Carriers are tried in order (the contact's preference, VOICE_PROVIDER, then VOICE_FAILOVER_PROVIDER),
+skipping one whose circuit breaker is open while another is not; an error, a refusal or a timeout on
+one places the same attempt on the next at once, and the attempt and the timeline say which carrier
+placed it and why the others did not.
 """
 
 from __future__ import annotations
@@ -18,7 +22,14 @@ from django.utils import timezone
 from incidents.models import EventKind, IncidentState
 from incidents.services import record_event
 from orchestrator.models import AttemptStatus
-from orchestrator.services import _lock_attempt, _move_on_locked
+from orchestrator.services import (
+    _cancel_undialed,
+    _extend_deadline,
+    _set_deadline,
+    lock_attempt,
+    move_on_locked,
+    ring_deadline_seconds,
+)
 from orchestrator.voice import CallRequest, ProviderError, breaker, get_provider
 from orchestrator.voice.routing import carriers_for
 
@@ -49,9 +60,8 @@ def dial(attempt_id: int) -> None:
             continue
         try:
             call_id = get_provider(carrier).place_call(request)
-        except ProviderError as exc:
-            opened = breaker.record_failure(carrier)
-            failure = CarrierFailure(carrier, str(exc) + ("; circuit now open" if opened else ""), exc.ambiguous)
+        except Exception as exc:
+            failure = _failure_of(carrier, exc)
             failures.append(failure)
             _record_carrier_failure(attempt_id, failure, tries_next=carrier != carriers[-1])
             continue
@@ -61,25 +71,40 @@ def dial(attempt_id: int) -> None:
     _no_carrier_placed(attempt_id, failures)
 
 
+def _failure_of(carrier: str, error: Exception) -> CarrierFailure:
+    """A carrier's refusal, timeout or unexpected exception, counted by its breaker. An exception we
+    did not foresee (an SDK bug, a 201 with a body it cannot read) may follow a placed call, so it
+    is ambiguous."""
+    if isinstance(error, ProviderError):
+        reason, ambiguous = str(error), error.ambiguous
+    else:
+        logger.exception("unexpected error from the carrier SDK", extra={"carrier": carrier})
+        reason, ambiguous = f"unexpected {error.__class__.__name__} from {carrier}: {error}"[:300], True
+        reason += "; the call may exist"
+    opened = breaker.record_failure(carrier)
+    return CarrierFailure(carrier, reason + ("; circuit now open" if opened else ""), ambiguous)
+
+
 def _claim(attempt_id: int) -> tuple[CallRequest, list[str]] | None:
     with transaction.atomic():
-        locked = _lock_attempt(attempt_id)
+        locked = lock_attempt(attempt_id)
         if locked is None:
             return None
         incident, attempt = locked
         if attempt.status != AttemptStatus.QUEUED:
             return None  # claimed before: a redelivered task never dials twice
-        if incident.state != IncidentState.TRIGGERED or incident.current_step != attempt.step:
-            attempt.status = AttemptStatus.CANCELED
-            attempt.error = f"not dialed: incident {incident.state}" if incident.state != "triggered" else "superseded"
-            attempt.ended_at = timezone.now()
-            attempt.save(update_fields=["status", "error", "ended_at"])
+        if incident.state != IncidentState.TRIGGERED:
+            _cancel_undialed(attempt, f"not dialed: the incident was {incident.state} first")
+            return None
+        if not incident.calls_at(attempt.step):
+            _cancel_undialed(attempt, "not dialed: the escalation had moved past it")
             return None
         carriers = carriers_for(attempt.contact.preferred_provider)
         attempt.status = AttemptStatus.DIALING
         attempt.provider = carriers[0]
         attempt.dial_started_at = timezone.now()
         attempt.save(update_fields=["status", "provider", "dial_started_at"])
+        _set_deadline(incident, ring_deadline_seconds(incident))
         request = CallRequest(
             to=attempt.to_number,
             token=attempt.token,
@@ -92,14 +117,14 @@ def _claim(attempt_id: int) -> tuple[CallRequest, list[str]] | None:
 def _record_carrier_failure(attempt_id: int, failure: CarrierFailure, *, tries_next: bool) -> None:
     logger.warning("carrier did not take the call", extra={"attempt_id": attempt_id, "failure": str(failure)})
     with transaction.atomic():
-        incident, attempt = _lock_attempt(attempt_id)
+        incident, attempt = lock_attempt(attempt_id)
         suffix = "; trying the next carrier" if tries_next else ""
         record_event(incident, EventKind.DIAL_FAILED, message=f"{failure}{suffix}", attempt=attempt)
 
 
 def _placed(attempt_id: int, carrier: str, call_id: str, failures: list[CarrierFailure]) -> None:
     with transaction.atomic():
-        incident, attempt = _lock_attempt(attempt_id)
+        incident, attempt = lock_attempt(attempt_id)
         attempt.provider = carrier
         attempt.provider_call_id = call_id
         attempt.dialed_at = timezone.now()
@@ -107,6 +132,9 @@ def _placed(attempt_id: int, carrier: str, call_id: str, failures: list[CarrierF
         attempt.save(update_fields=["provider", "provider_call_id", "dialed_at", "error"])
         after = f" after {'; '.join(str(failure) for failure in failures)}" if failures else ""
         record_event(incident, EventKind.DIALING, message=f"{carrier} accepted call {call_id}{after}", attempt=attempt)
+        if incident.calls_at(attempt.step) and not attempt.is_final:
+            # the ring starts now, however long the carriers took to answer the dial
+            _extend_deadline(incident, ring_deadline_seconds(incident))
 
 
 def _no_carrier_placed(attempt_id: int, failures: list[CarrierFailure]) -> None:
@@ -114,7 +142,7 @@ def _no_carrier_placed(attempt_id: int, failures: list[CarrierFailure]) -> None:
     than ring the next person over it; otherwise move on now."""
     summary = "; ".join(str(failure) for failure in failures) or "no carrier configured"
     with transaction.atomic():
-        incident, attempt = _lock_attempt(attempt_id)
+        incident, attempt = lock_attempt(attempt_id)
         attempt.error = summary[:500]
         if any(failure.ambiguous for failure in failures):
             attempt.save(update_fields=["error"])
@@ -126,4 +154,4 @@ def _no_carrier_placed(attempt_id: int, failures: list[CarrierFailure]) -> None:
         attempt.ended_at = timezone.now()
         attempt.save(update_fields=["error", "status", "ended_at"])
         record_event(incident, EventKind.DIAL_FAILED, message=f"no carrier placed the call: {summary}", attempt=attempt)
-        _move_on_locked(incident, attempt, reason="no carrier could place the call")
+        move_on_locked(incident, attempt, reason="no carrier could place the call")

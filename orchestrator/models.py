@@ -59,6 +59,9 @@ class CallAttempt(models.Model):
     digits = models.CharField(max_length=32, blank=True)
     error = models.CharField(max_length=500, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
+    dial_sent_at = models.DateTimeField(
+        null=True, blank=True, help_text="when a dial task was last sent for it (re-sends are spaced by this)"
+    )
     dial_started_at = models.DateTimeField(null=True, blank=True)
     dialed_at = models.DateTimeField(null=True, blank=True, help_text="when the carrier accepted the call")
     answered_at = models.DateTimeField(null=True, blank=True)

@@ -1,13 +1,18 @@
 """The escalation engine. Every entry point locks the incident row first (then the attempt), checks
-the state and the step it was asked about, writes, and enqueues follow-up work only after commit.
+the one predicate `incident.calls_at(step)`, writes, and enqueues follow-up work only after commit.
 
 A redelivered or late task therefore does nothing: the step guard makes it a no-op.
+
+Deadlines (`next_action_at`) always mean "look at this incident again now", and what happens then
+depends on the current call: still queued (a worker backlog) → send the dial again and wait, never
+skip the person; dialing or ringing past its time → no answer, next person; ended → next person.
 """
 
 from __future__ import annotations
 
 import enum
 import logging
+from collections import Counter
 from datetime import datetime, timedelta
 
 from django.conf import settings
@@ -17,6 +22,7 @@ from django.utils import timezone
 from accounts import audit
 from accounts.models import AuditAction
 from config.celery_utils import enqueue_on_commit
+from config.errors import DomainError
 from incidents.models import EventKind, Incident, IncidentState
 from incidents.services import acknowledge_locked, incident_payload, lock_incident, record_event
 from orchestrator.models import FINAL_STATUSES, STATUS_RANK, AnsweredBy, AttemptStatus, CallAttempt
@@ -27,16 +33,40 @@ logger = logging.getLogger(__name__)
 # `message_repeats` times with a pause for the keypress each time, and some slack.
 SECONDS_PER_MESSAGE_ROUND = 40
 ANSWERED_CALL_SLACK_SECONDS = 30
-STUCK_QUEUED_SECONDS = 15
+
+
+# --- deadlines ----------------------------------------------------------------------------------
 
 
 def _set_deadline(incident: Incident, seconds: float) -> datetime:
-    """Stores the deadline (the sweep's safety net) and schedules a countdown for precision."""
-    incident.next_action_at = timezone.now() + timedelta(seconds=seconds)
+    """Stores the deadline (the sweep's safety net) and schedules a countdown for precision. A
+    deadline beyond the countdown cap is left to the sweep (an early countdown finds it not due)."""
+    incident.next_action_at = timezone.now() + timedelta(seconds=max(seconds, 0.0))
     incident.save(update_fields=["next_action_at", "updated_at"])
     countdown = min(max(seconds, 0.0), settings.MAX_COUNTDOWN_SECONDS)
     enqueue_on_commit("orchestrator.check_deadline", incident.pk, incident.current_step, countdown=countdown)
     return incident.next_action_at
+
+
+def _extend_deadline(incident: Incident, seconds: float) -> None:
+    """Moves the deadline later, never earlier (a callback that already extended it wins)."""
+    wanted = timezone.now() + timedelta(seconds=seconds)
+    if incident.next_action_at is None or incident.next_action_at < wanted:
+        _set_deadline(incident, seconds)
+
+
+def _clear_deadline(incident: Incident) -> None:
+    if incident.next_action_at is not None:
+        incident.next_action_at = None
+        incident.save(update_fields=["next_action_at", "updated_at"])
+
+
+def ring_deadline_seconds(incident: Incident) -> float:
+    """From the moment a call is dialed: the ring, then grace for the carrier's news to reach us."""
+    return incident.policy.ring_timeout_seconds + settings.DIAL_GRACE_SECONDS
+
+
+# --- starting, advancing, exhausting --------------------------------------------------------------
 
 
 def start_escalation(incident: Incident) -> CallAttempt | None:
@@ -45,61 +75,96 @@ def start_escalation(incident: Incident) -> CallAttempt | None:
 
 
 def advance(incident_id: int, from_step: int, *, reason: str, actor: str = "system") -> CallAttempt | None:
-    """Calls the next contact if the incident is still triggered and still at `from_step`."""
+    """Calls the next contact if the incident is still calling at `from_step`."""
     with transaction.atomic():
         incident = lock_incident(incident_id)
         return _advance_locked(incident, from_step=from_step, reason=reason, actor=actor)
 
 
 def _advance_locked(incident: Incident, *, from_step: int, reason: str, actor: str) -> CallAttempt | None:
-    if incident.state != IncidentState.TRIGGERED or incident.exhausted or incident.current_step != from_step:
+    if not incident.calls_at(from_step):
         return None
     policy = incident.policy
-    if from_step >= policy.max_attempts:
-        _exhaust_locked(incident, _exhaustion_reason(incident, from_step))
+    previous = incident.attempts.filter(step=from_step).first() if from_step else None
+    if previous is not None and previous.status == AttemptStatus.QUEUED:
+        # only an explicit escalation passes over a call that was never dialed; say so on it
+        _cancel_undialed(previous, f"not dialed: {reason} first")
+    if incident.calls_in_round >= policy.max_attempts:
+        _exhaust_locked(incident, _exhaustion_reason(incident))
         return None
     contacts = [member.contact for member in policy.members.select_related("contact") if member.contact.active]
     if not contacts:
         _exhaust_locked(incident, f"policy '{policy.name}' has no active contact")
         return None
-    contact = contacts[from_step % len(contacts)]
-    if from_step > 0:
+    contact = contacts[incident.calls_in_round % len(contacts)]
+    if from_step > incident.round_started_step:
         record_event(incident, EventKind.ESCALATED, actor=actor, message=f"{reason}; calling {contact.name}")
     attempt = CallAttempt.objects.create(
-        incident=incident, step=from_step + 1, contact=contact, to_number=contact.phone
+        incident=incident, step=from_step + 1, contact=contact, to_number=contact.phone, dial_sent_at=timezone.now()
     )
     incident.current_step = from_step + 1
     incident.save(update_fields=["current_step", "updated_at"])
     enqueue_on_commit("orchestrator.dial_attempt", attempt.pk)  # first: it is the one in a hurry
-    deadline = _set_deadline(incident, policy.ring_timeout_seconds + settings.DIAL_GRACE_SECONDS)
+    # Until a worker claims the call, the deadline only checks that the dial went out: the ring
+    # deadline starts when the call is dialed, so a backlog never costs anyone their ring.
+    _set_deadline(incident, settings.DIAL_RESEND_SECONDS)
     record_event(
         incident,
         EventKind.CALL_QUEUED,
         message=f"call {attempt.step} to {contact.name} ({contact.phone})",
         attempt=attempt,
-        data={"deadline": deadline.isoformat()},
     )
     return attempt
 
 
-def _exhaustion_reason(incident: Incident, calls: int) -> str:
-    attempts = list(incident.attempts.order_by("step"))
-    if attempts and all(attempt.dialed_at is None for attempt in attempts):
-        return f"no carrier could place any of the {calls} call(s); last: {attempts[-1].error}"
-    return f"nobody pressed 1 after {calls} call(s)"
+def _cancel_undialed(attempt: CallAttempt, why: str) -> None:
+    attempt.status = AttemptStatus.CANCELED
+    attempt.error = why[:500]
+    attempt.ended_at = timezone.now()
+    attempt.save(update_fields=["status", "error", "ended_at"])
+
+
+def _exhaustion_reason(incident: Incident) -> str:
+    """What happened to this round's calls, in words; carriers are blamed only when they were asked."""
+    attempts = list(incident.attempts.filter(step__gt=incident.round_started_step).order_by("step"))
+    calls = len(attempts)
+    tried = [attempt for attempt in attempts if attempt.dial_started_at is not None]
+    if tried and len(tried) == calls and all(attempt.dialed_at is None for attempt in tried):
+        return f"no carrier could place any of the {calls} call(s); last: {tried[-1].error}"
+    outcomes = Counter(_outcome_words(attempt) for attempt in attempts)
+    detail = ", ".join(f"{count} {words}" for words, count in outcomes.most_common())
+    return f"nobody pressed 1 after {calls} call(s): {detail}"
+
+
+def _outcome_words(attempt: CallAttempt) -> str:
+    if attempt.answered_by == AnsweredBy.MACHINE:
+        return "reached voicemail"
+    if attempt.status == AttemptStatus.BUSY:
+        return "busy"
+    if attempt.status == AttemptStatus.CANCELED and attempt.dial_started_at is None:
+        return "skipped before dialing"
+    if attempt.status == AttemptStatus.FAILED and attempt.dialed_at is None:
+        return "not placed by any carrier"
+    if attempt.answered_at is not None:
+        return "answered without pressing 1"
+    return "not answered"
 
 
 def _exhaust_locked(incident: Incident, reason: str) -> None:
     from integrations.services import notify
 
-    incident.exhausted = True
+    incident.state = IncidentState.EXHAUSTED
     incident.exhausted_reason = reason[:300]
     incident.next_action_at = None
-    incident.save(update_fields=["exhausted", "exhausted_reason", "next_action_at", "updated_at"])
+    incident.save(update_fields=["state", "exhausted_reason", "next_action_at", "updated_at"])
     record_event(incident, EventKind.EXHAUSTED, message=reason)
     if incident.is_drill:
         return  # a drill proves the phones, it never wakes the fallback channels
-    messages = notify("incident.exhausted", incident_payload(incident), dedup_key=f"incident:{incident.pk}:exhausted")
+    messages = notify(
+        "incident.exhausted",
+        incident_payload(incident),
+        dedup_key=f"incident:{incident.pk}:exhausted:{incident.round_started_step}",
+    )
     if messages:
         record_event(
             incident,
@@ -109,26 +174,48 @@ def _exhaust_locked(incident: Incident, reason: str) -> None:
         )
 
 
+def retrigger_locked(incident: Incident, *, reason: str, actor: str) -> CallAttempt | None:
+    """An exhausted (or long-acknowledged) incident rings again: a new round from the first contact."""
+    incident.state = IncidentState.TRIGGERED
+    incident.round_started_step = incident.current_step
+    incident.exhausted_reason = ""
+    incident.acknowledged_at = None
+    incident.acknowledged_by = ""
+    incident.save(
+        update_fields=[
+            "state",
+            "round_started_step",
+            "exhausted_reason",
+            "acknowledged_at",
+            "acknowledged_by",
+            "updated_at",
+        ]
+    )
+    record_event(
+        incident, EventKind.RETRIGGERED, actor=actor, message=f"{reason}; calling again from the first contact"
+    )
+    return _advance_locked(incident, from_step=incident.current_step, reason=reason, actor=actor)
+
+
 def escalate_now(incident_id: int, *, actor: str) -> CallAttempt | None:
-    """Skips the current call and rings the next contact (the API's /escalate and the digit 2)."""
+    """Skips the current call and rings the next contact (the API's /escalate and the digit 2);
+    on an exhausted incident, starts a new round of calls."""
     with transaction.atomic():
         incident = lock_incident(incident_id)
+        if incident.state == IncidentState.EXHAUSTED:
+            audit.record(AuditAction.INCIDENT_ESCALATED, actor=actor, target=f"incident:{incident.pk}")
+            return retrigger_locked(incident, reason=f"escalated by {actor} after exhaustion", actor=actor)
         if incident.state != IncidentState.TRIGGERED:
-            from config.errors import DomainError
-
             raise DomainError(f"Incident #{incident.pk} is {incident.state}; only a triggered incident escalates.")
-        if incident.exhausted:
-            from config.errors import DomainError
-
-            raise DomainError(f"Incident #{incident.pk} is exhausted: all {incident.current_step} calls were made.")
         audit.record(AuditAction.INCIDENT_ESCALATED, actor=actor, target=f"incident:{incident.pk}")
         return _advance_locked(incident, from_step=incident.current_step, reason=f"escalated by {actor}", actor=actor)
 
 
-# --- dialing ------------------------------------------------------------------------------------
+# --- locking attempts ---------------------------------------------------------------------------
 
 
-def _lock_attempt(attempt_id: int) -> tuple[Incident, CallAttempt] | None:
+def lock_attempt(attempt_id: int) -> tuple[Incident, CallAttempt] | None:
+    """The incident row first, then the attempt: every writer takes the locks in this order."""
     incident_id = CallAttempt.objects.filter(pk=attempt_id).values_list("incident_id", flat=True).first()
     if incident_id is None:
         return None
@@ -137,13 +224,19 @@ def _lock_attempt(attempt_id: int) -> tuple[Incident, CallAttempt] | None:
     return incident, attempt
 
 
-def _move_on_locked(incident: Incident, attempt: CallAttempt, *, reason: str) -> None:
-    """The current call ended without a keypress: next contact now, or after the policy's pause."""
-    if incident.state != IncidentState.TRIGGERED or attempt.step != incident.current_step or incident.exhausted:
+def _lock_attempt_by_token(token: str) -> tuple[Incident, CallAttempt] | None:
+    attempt_id = CallAttempt.objects.filter(token=token).values_list("pk", flat=True).first()
+    return lock_attempt(attempt_id) if attempt_id is not None else None
+
+
+def move_on_locked(incident: Incident, attempt: CallAttempt, *, reason: str, wait_seconds: float = 0) -> None:
+    """The current call ended without a keypress: next contact now, or after a wait (the policy's
+    pause, or the moment a keypress in flight needs to land)."""
+    if not incident.calls_at(attempt.step):
         return
-    pause = incident.policy.pause_seconds
-    if pause:
-        _set_deadline(incident, pause)
+    wait = max(incident.policy.pause_seconds, wait_seconds)
+    if wait:
+        _set_deadline(incident, wait)
     else:
         _advance_locked(incident, from_step=attempt.step, reason=reason, actor="system")
 
@@ -152,14 +245,21 @@ def _move_on_locked(incident: Incident, attempt: CallAttempt, *, reason: str) ->
 
 
 def check_deadline(incident_id: int, step: int) -> CallAttempt | None:
-    """A countdown task or the sweep: moves on if this step's deadline has really passed."""
+    """A countdown task or the sweep: acts when this step's deadline has really passed."""
     with transaction.atomic():
         incident = lock_incident(incident_id)
-        if incident.state != IncidentState.TRIGGERED or incident.current_step != step:
+        now = timezone.now()
+        if incident.next_action_at is None or incident.next_action_at > now:
+            return None  # no deadline, or it moved later: a later check handles it
+        if incident.state != IncidentState.TRIGGERED:
+            _clear_deadline(incident)  # a stale deadline (e.g. a late callback's): nothing to do
             return None
-        if incident.next_action_at is None or incident.next_action_at > timezone.now():
-            return None  # the deadline moved (the call was answered): a later check handles it
+        if incident.current_step != step:
+            return None  # a countdown of an earlier step; the current step's own check handles it
         attempt = incident.attempts.filter(step=step).first()
+        if attempt is not None and attempt.status == AttemptStatus.QUEUED:
+            _send_dial_again(incident, attempt)
+            return None
         if attempt is not None and not attempt.is_final:
             attempt.error = attempt.error or "no news of the call before the deadline"
             attempt.save(update_fields=["error"])
@@ -167,31 +267,69 @@ def check_deadline(incident_id: int, step: int) -> CallAttempt | None:
         return _advance_locked(incident, from_step=step, reason="no keypress before the deadline", actor="system")
 
 
+def _send_dial_again(incident: Incident, attempt: CallAttempt) -> None:
+    """The call is still waiting for a worker (a backlog, a lost message, a dead worker): send its
+    dial again and wait; the person is called late rather than skipped. Spaced by
+    DIAL_RESEND_SECONDS, so an outage adds one message per waiting call per interval, not a flood."""
+    now = timezone.now()
+    if attempt.dial_sent_at is None or attempt.dial_sent_at <= now - timedelta(seconds=settings.DIAL_RESEND_SECONDS):
+        first_delay = not incident.events.filter(kind=EventKind.DIAL_DELAYED, attempt=attempt).exists()
+        attempt.dial_sent_at = now
+        attempt.save(update_fields=["dial_sent_at"])
+        enqueue_on_commit("orchestrator.dial_attempt", attempt.pk)
+        if first_delay:
+            waited = int((now - attempt.created_at).total_seconds())
+            record_event(
+                incident,
+                EventKind.DIAL_DELAYED,
+                message=f"call {attempt.step} not dialed after {waited}s (workers busy or down); sent again",
+                attempt=attempt,
+            )
+    _set_deadline(incident, settings.DIAL_RESEND_SECONDS)
+
+
 def sweep_due(limit: int = 100) -> int:
-    """The safety net behind countdowns: claims due incidents with SKIP LOCKED, one at a time,
-    so several beat/worker instances never fight over the same row; and re-sends dials whose
-    enqueue was lost (the attempt is still queued long after it was made)."""
+    """The safety net behind countdowns. Claims each due incident at most once per run (a cursor on
+    the primary key, SKIP LOCKED so several sweepers never fight), so one incident that needs
+    nothing can never stall the others; then audits for triggered incidents with no deadline."""
     handled = 0
-    for _ in range(limit):
+    last_pk = 0
+    now = timezone.now()
+    while handled < limit:
         with transaction.atomic():
             due = (
                 Incident.objects.select_for_update(skip_locked=True)
-                .filter(state=IncidentState.TRIGGERED, next_action_at__lte=timezone.now())
+                .filter(next_action_at__lte=now, pk__gt=last_pk)
                 .order_by("pk")
                 .values_list("pk", "current_step")
                 .first()
             )
             if due is None:
                 break
+            last_pk = due[0]
             check_deadline(*due)
             handled += 1
-    stuck_before = timezone.now() - timedelta(seconds=STUCK_QUEUED_SECONDS)
-    stuck = CallAttempt.objects.filter(
-        status=AttemptStatus.QUEUED, created_at__lte=stuck_before, incident__state=IncidentState.TRIGGERED
-    ).values_list("pk", flat=True)[:limit]
-    for attempt_id in stuck:
-        enqueue_on_commit("orchestrator.dial_attempt", attempt_id)
+    repair_missing_deadlines(limit)
     return handled
+
+
+def repair_missing_deadlines(limit: int = 100) -> list[int]:
+    """The auditor: a triggered incident with no deadline would never move again. Each one found is
+    logged, given a deadline of now, and so handled by the next check."""
+    repaired = []
+    stranded = Incident.objects.filter(state=IncidentState.TRIGGERED, next_action_at__isnull=True)
+    for incident_id in stranded.order_by("pk").values_list("pk", flat=True)[:limit]:
+        with transaction.atomic():
+            incident = lock_incident(incident_id)
+            if incident.state != IncidentState.TRIGGERED or incident.next_action_at is not None:
+                continue
+            logger.error(
+                "triggered incident had no deadline; repaired",
+                extra={"incident_id": incident.pk, "step": incident.current_step},
+            )
+            _set_deadline(incident, 0)
+            repaired.append(incident.pk)
+    return repaired
 
 
 # --- carrier callbacks --------------------------------------------------------------------------
@@ -238,13 +376,22 @@ def apply_call_status(
             attempt.ended_at = now
         attempt.save(update_fields=["status", "provider_call_id", "answered_by", "answered_at", "ended_at"])
         _record_status_event(incident, attempt, status, detail)
-        if incident.state != IncidentState.TRIGGERED or attempt.step != incident.current_step:
+        if not incident.calls_at(attempt.step):
             return attempt
         if status == AttemptStatus.IN_PROGRESS:
             repeats = incident.policy.message_repeats
-            _set_deadline(incident, repeats * SECONDS_PER_MESSAGE_ROUND + ANSWERED_CALL_SLACK_SECONDS)
+            _extend_deadline(incident, repeats * SECONDS_PER_MESSAGE_ROUND + ANSWERED_CALL_SLACK_SECONDS)
+        elif status == AttemptStatus.COMPLETED:
+            # The call ended after an answer: a keypress sent just before the hang-up may still be on
+            # its way (the carrier posts both at once, in no set order), so give it a moment to land.
+            move_on_locked(
+                incident,
+                attempt,
+                reason=f"call {attempt.step} ended without a keypress",
+                wait_seconds=settings.KEYPRESS_GRACE_SECONDS,
+            )
         elif status in FINAL_STATUSES:
-            _move_on_locked(incident, attempt, reason=f"call {attempt.step} ended: {status.replace('_', ' ')}")
+            move_on_locked(incident, attempt, reason=f"call {attempt.step} ended: {status.replace('_', ' ')}")
         return attempt
 
 
@@ -273,11 +420,6 @@ def _record_status_event(incident: Incident, attempt: CallAttempt, status: str, 
     record_event(incident, kind, message=f"{text}{'; ' + detail if detail else ''}", attempt=attempt)
 
 
-def _lock_attempt_by_token(token: str) -> tuple[Incident, CallAttempt] | None:
-    attempt_id = CallAttempt.objects.filter(token=token).values_list("pk", flat=True).first()
-    return _lock_attempt(attempt_id) if attempt_id is not None else None
-
-
 def apply_machine_detection(token: str, *, is_machine: bool, raw: str, carrier: str = "") -> CallAttempt | None:
     """Answering-machine detection. A machine never acknowledges: the next person is called at
     once, and the message is left on the voicemail."""
@@ -295,7 +437,7 @@ def apply_machine_detection(token: str, *, is_machine: bool, raw: str, carrier: 
         attempt.save(update_fields=["answered_by"])
         if is_machine:
             record_event(incident, EventKind.MACHINE, message=f"answering machine ({raw}); moving on", attempt=attempt)
-            _move_on_locked(incident, attempt, reason="an answering machine picked up")
+            move_on_locked(incident, attempt, reason="an answering machine picked up")
         return attempt
 
 
@@ -303,12 +445,14 @@ class KeypressOutcome(enum.Enum):
     ACKNOWLEDGED = "acknowledged"
     ALREADY_HANDLED = "already_handled"
     ESCALATED = "escalated"
+    NOBODY_LEFT = "nobody_left"
     REPEAT = "repeat"
     UNKNOWN_CALL = "unknown_call"
 
 
 def apply_keypress(token: str, digits: str) -> KeypressOutcome:
-    """1 acknowledges, 2 passes to the next person now, anything else repeats the message."""
+    """1 acknowledges (also after exhaustion: a late answer is still an answer), 2 passes to the next
+    person now, anything else repeats the message."""
     with transaction.atomic():
         locked = _lock_attempt_by_token(token)
         if locked is None:
@@ -325,23 +469,30 @@ def apply_keypress(token: str, digits: str) -> KeypressOutcome:
                 message=f"pressed {digit}",
                 attempt=attempt,
             )
-        if incident.state != IncidentState.TRIGGERED:
-            return KeypressOutcome.ALREADY_HANDLED if digit in ("1", "2") else KeypressOutcome.REPEAT
-        if digit == "1":
+        if digit == "1" and incident.state in (IncidentState.TRIGGERED, IncidentState.EXHAUSTED):
             acknowledge_locked(
                 incident, actor=_contact_actor(attempt), message="pressed 1 on the phone", attempt=attempt
             )
             return KeypressOutcome.ACKNOWLEDGED
         if digit == "2":
-            if attempt.step == incident.current_step and not incident.exhausted:
-                _advance_locked(
-                    incident,
-                    from_step=attempt.step,
-                    reason=f"{attempt.contact.name} pressed 2",
-                    actor=_contact_actor(attempt),
-                )
-            return KeypressOutcome.ESCALATED
+            return _pass_on(incident, attempt)
+        if digit == "1":
+            return KeypressOutcome.ALREADY_HANDLED
         return KeypressOutcome.REPEAT
+
+
+def _pass_on(incident: Incident, attempt: CallAttempt) -> KeypressOutcome:
+    """The digit 2: the next person now, and the caller is told the truth about who is next."""
+    if incident.state in (IncidentState.ACKNOWLEDGED, IncidentState.RESOLVED):
+        return KeypressOutcome.ALREADY_HANDLED
+    if not incident.calls_at(attempt.step):
+        # exhausted, or another call of this incident is already under way
+        return KeypressOutcome.NOBODY_LEFT if incident.state == IncidentState.EXHAUSTED else KeypressOutcome.ESCALATED
+    last_call = incident.calls_in_round >= incident.policy.max_attempts
+    _advance_locked(
+        incident, from_step=attempt.step, reason=f"{attempt.contact.name} pressed 2", actor=_contact_actor(attempt)
+    )
+    return KeypressOutcome.NOBODY_LEFT if last_call else KeypressOutcome.ESCALATED
 
 
 def _contact_actor(attempt: CallAttempt) -> str:

@@ -7,7 +7,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
+import requests
 from django.conf import settings
+from urllib3.exceptions import ConnectTimeoutError, MaxRetryError
 
 T = TypeVar("T")
 
@@ -70,3 +72,30 @@ def get_provider(name: str | None = None) -> VoiceProvider:
 
         return VonageProvider.from_settings()
     raise ProviderError(f"Unknown voice provider {name!r}; VOICE_PROVIDER must be 'twilio' or 'vonage'.")
+
+
+def _connection_was_made(error: requests.exceptions.ConnectionError) -> bool:
+    """True when the connection broke after the request may have been sent (the call may exist);
+    False when no connection was made at all (refused, unresolvable, connect timeout, TLS failure)."""
+    if isinstance(error, requests.exceptions.ConnectTimeout | requests.exceptions.SSLError):
+        return False
+    reason = error.args[0] if error.args else None
+    if isinstance(reason, MaxRetryError):
+        reason = reason.reason
+    return not isinstance(reason, ConnectTimeoutError)  # NewConnectionError is a ConnectTimeoutError
+
+
+def transport_failure(carrier: str, error: requests.exceptions.RequestException, timeout: float) -> ProviderError:
+    """The one rule for every carrier: a request that never left (no connection) placed no call and
+    the next carrier may be tried; once it may have been sent (a dropped connection, a read timeout,
+    an answer we could not read), the call may exist and is never placed again."""
+    name = error.__class__.__name__
+    if isinstance(error, requests.exceptions.ConnectionError):
+        if _connection_was_made(error):
+            return ProviderError(
+                f"the connection to {carrier} broke before its answer ({name}); the call may exist", ambiguous=True
+            )
+        return ProviderError(f"{carrier} unreachable: {name}")
+    if isinstance(error, requests.exceptions.Timeout):
+        return ProviderError(f"{carrier} did not answer within {timeout}s; the call may exist", ambiguous=True)
+    return ProviderError(f"{carrier}'s answer could not be read ({name}); the call may exist", ambiguous=True)

@@ -9,7 +9,7 @@ from twilio.base.exceptions import TwilioRestException
 from twilio.http.http_client import TwilioHttpClient
 from twilio.rest import Client
 
-from orchestrator.voice.base import CallRequest, ProviderError, cached_client, webhook_url
+from orchestrator.voice.base import CallRequest, ProviderError, cached_client, transport_failure, webhook_url
 
 
 def _client(account_sid: str, auth_token: str, base_url: str, timeout: float) -> Client:
@@ -65,12 +65,6 @@ class TwilioProvider:
             raise ProviderError(
                 f"Twilio refused the call ({exc.status}, code {exc.code}): {exc.msg}", status=exc.status
             ) from exc
-        except requests.exceptions.ConnectionError as exc:
-            # Refused or unreachable before the request was sent (ConnectTimeout included): no call.
-            raise ProviderError(f"Twilio unreachable: {exc.__class__.__name__}") from exc
-        except requests.exceptions.Timeout as exc:
-            raise ProviderError(
-                f"Twilio did not answer within {settings.PROVIDER_HTTP_TIMEOUT_SECONDS}s; the call may exist",
-                ambiguous=True,
-            ) from exc
+        except requests.exceptions.RequestException as exc:
+            raise transport_failure("Twilio", exc, settings.PROVIDER_HTTP_TIMEOUT_SECONDS) from exc
         return call.sid

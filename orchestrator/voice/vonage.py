@@ -20,7 +20,6 @@ from django.urls import reverse
 from pydantic import ValidationError
 from requests.adapters import HTTPAdapter
 from urllib3 import Retry
-from urllib3.exceptions import ConnectTimeoutError, MaxRetryError
 from vonage_http_client import Auth, HttpClient, HttpClientOptions
 from vonage_http_client.errors import HttpRequestError
 from vonage_utils.errors import VonageError
@@ -28,7 +27,7 @@ from vonage_voice import CreateCallRequest, Input, Talk, Voice
 
 from orchestrator.prompts import prompts_for
 from orchestrator.selectors import CallScript, call_script
-from orchestrator.voice.base import CallRequest, ProviderError, cached_client, webhook_url
+from orchestrator.voice.base import CallRequest, ProviderError, cached_client, transport_failure, webhook_url
 
 INPUT_TIMEOUT_SECONDS = 6
 # Vonage hangs up this long after the answer: the message `message_repeats` times, with room to spare.
@@ -153,17 +152,6 @@ def _refusal_message(error: HttpRequestError) -> str:
     return str(body)[:200]
 
 
-def _connection_was_made(error: requests.exceptions.ConnectionError) -> bool:
-    """True when the connection broke after the request may have been sent (the call may exist);
-    False when no connection was made at all (refused, unresolvable, connect timeout, TLS failure)."""
-    if isinstance(error, requests.exceptions.ConnectTimeout | requests.exceptions.SSLError):
-        return False
-    reason = error.args[0] if error.args else None
-    if isinstance(reason, MaxRetryError):
-        reason = reason.reason
-    return not isinstance(reason, ConnectTimeoutError)  # NewConnectionError is a ConnectTimeoutError
-
-
 class VonageProvider:
     name = "vonage"
 
@@ -211,18 +199,9 @@ class VonageProvider:
         except HttpRequestError as exc:
             status = exc.response.status_code
             raise ProviderError(f"Vonage refused the call ({status}): {_refusal_message(exc)}", status=status) from exc
-        except requests.exceptions.ConnectionError as exc:
-            if _connection_was_made(exc):
-                raise ProviderError(
-                    f"the connection to Vonage broke before its answer ({exc.__class__.__name__}); the call may exist",
-                    ambiguous=True,
-                ) from exc
-            raise ProviderError(f"Vonage unreachable: {exc.__class__.__name__}") from exc
-        except requests.exceptions.Timeout as exc:
-            raise ProviderError(
-                f"Vonage did not answer within {self.timeout}s; the call may exist", ambiguous=True
-            ) from exc
-        except (requests.exceptions.RequestException, ValidationError, TypeError) as exc:
+        except requests.exceptions.RequestException as exc:
+            raise transport_failure("Vonage", exc, self.timeout) from exc
+        except (ValidationError, TypeError) as exc:
             # The request went out and what came back was cut short or not a call: it may exist.
             raise ProviderError(
                 f"Vonage's answer could not be read ({exc.__class__.__name__})", ambiguous=True

@@ -33,4 +33,22 @@ def test_celery_is_configured_for_at_least_once_delivery():
     assert conf.worker_prefetch_multiplier == 1
     assert conf.accept_content == ["json"]
     assert conf.broker_transport_options["visibility_timeout"] > 300 + conf.task_time_limit
-    assert {queue.name for queue in conf.task_queues} == {"calls", "default", "recordings", "integrations"}
+    assert {queue.name for queue in conf.task_queues} == {"calls", "timers", "default", "recordings", "integrations"}
+
+
+def test_the_sweep_has_a_queue_of_its_own(db):
+    # the sweep never waits behind a backlog of dials
+    assert celery_app.amqp.router.route({}, "orchestrator.sweep_escalations")["queue"].name == "timers"
+    assert celery_app.amqp.router.route({}, "orchestrator.dial_attempt")["queue"].name == "calls"
+
+
+def test_the_database_scheduler_sends_the_sweep_with_an_expiry(transactional_db):
+    # given beat's DatabaseScheduler loading the schedule from code into the database, as at start
+    from django_celery_beat.schedulers import DatabaseScheduler
+
+    scheduler = DatabaseScheduler(app=celery_app)
+
+    # then the sweep it sends carries an expiry: after an outage, stale sweeps are dropped, not replayed
+    entry = scheduler.schedule["sweep-escalations"]
+    assert entry.options.get("expires")
+    assert 0 < entry.options["expires"] <= 10

@@ -93,8 +93,8 @@ def test_nobody_answers_max_attempts_calls_then_exhausted_and_the_fallback_goes_
     carrier.wait_until_idle()
     assert len(carrier.calls) == 3
     assert [call.scenario for call in carrier.calls] == [Scenario.NO_ANSWER, Scenario.BUSY, Scenario.NO_ANSWER]
-    assert incident.state == "triggered"
-    assert incident.exhausted_reason == "nobody pressed 1 after 3 call(s)"
+    assert incident.state == "exhausted"
+    assert incident.exhausted_reason == "nobody pressed 1 after 3 call(s): 2 not answered, 1 busy"
     assert CallAttempt.objects.filter(incident=incident).count() == 3
     assert kinds(incident)[-2:] == ["exhausted", "notified"]
     delivered = receiver.wait_for(1)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 from twilio.request_validator import RequestValidator
 
@@ -134,7 +136,8 @@ FINAL_SEQUENCE = [
         [1, 3, 0, 2, 3, 1],  # shuffled with repeats
     ],
 )
-def test_repeated_and_reordered_callbacks_leave_the_same_final_state(client, attempt, order):
+def test_repeated_and_reordered_callbacks_leave_the_same_final_state(client, attempt, order, settings):
+    settings.KEYPRESS_GRACE_SECONDS = 0  # no keypress is on its way here: move on at the hang-up
     for index in order:
         response = signed_post(client, status_path(attempt), {"CallSid": "CA9", **FINAL_SEQUENCE[index]})
         assert response.status_code == 204
@@ -147,6 +150,55 @@ def test_repeated_and_reordered_callbacks_leave_the_same_final_state(client, att
     assert incident.current_step == 2
     assert CallAttempt.objects.filter(incident=incident).count() == 2
     assert incident.events.filter(kind="escalated").count() == 1
+
+
+def gather_path(attempt) -> str:
+    return f"/webhooks/twilio/gather/{attempt.token}"
+
+
+ACK_CALLBACKS = [
+    (status_path, {"CallStatus": "initiated"}),
+    (status_path, {"CallStatus": "ringing"}),
+    (status_path, {"CallStatus": "in-progress"}),
+    (gather_path, {"Digits": "1"}),
+    (status_path, {"CallStatus": "completed"}),
+]
+
+
+@pytest.mark.parametrize("seed", range(16))
+def test_a_keypress_in_flight_wins_over_the_hang_up_in_any_order(client, attempt, seed):
+    # given the callee pressed 1 and hung up: Twilio posts the digit and the hang-up at once
+    import random
+
+    order = list(range(len(ACK_CALLBACKS)))
+    random.Random(seed).shuffle(order)
+
+    # when the callbacks arrive in a shuffled order
+    for index in order:
+        path_of, params = ACK_CALLBACKS[index]
+        assert signed_post(client, path_of(attempt), {"CallSid": "CA7", **params}).status_code in (200, 204)
+
+    # then the incident is acknowledged by the digit and nobody else was called
+    incident = Incident.objects.get(pk=attempt.incident_id)
+    assert incident.state == "acknowledged"
+    assert CallAttempt.objects.filter(incident=incident).count() == 1
+
+
+def test_a_hang_up_without_a_keypress_moves_on_once_the_grace_has_passed(client, attempt, settings):
+    from orchestrator.services import check_deadline
+
+    settings.KEYPRESS_GRACE_SECONDS = 5
+    signed_post(client, status_path(attempt), {"CallStatus": "in-progress"})
+    signed_post(client, status_path(attempt), {"CallStatus": "completed"})
+    incident = Incident.objects.get(pk=attempt.incident_id)
+    assert incident.current_step == 1 and incident.next_action_at is not None  # waiting for a digit in flight
+
+    # when the grace has passed (the deadline is now in the past)
+    Incident.objects.filter(pk=incident.pk).update(next_action_at=incident.next_action_at - timedelta(seconds=6))
+    check_deadline(incident.pk, 1)
+
+    # then the next person is called
+    assert Incident.objects.get(pk=incident.pk).current_step == 2
 
 
 def test_a_late_callback_of_an_old_call_does_not_move_the_escalation_again(client, attempt):

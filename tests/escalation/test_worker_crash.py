@@ -51,7 +51,7 @@ def start_worker_process(*, with_beat: bool) -> subprocess.Popen:
         "LOG_LEVEL": "WARNING",
     }
     command = [sys.executable, "-m", "celery", "-A", "config", "worker", "--pool", "prefork", "--concurrency", "1"]
-    command += ["-Q", "calls,default,recordings,integrations", "--loglevel", "WARNING", "--without-mingle"]
+    command += ["-Q", "calls,timers,default,recordings,integrations", "--loglevel", "WARNING", "--without-mingle"]
     if with_beat:
         command += ["--beat", "--schedule", str(PROJECT_DIR / "var" / f"beat-test-{os.getpid()}")]
     return subprocess.Popen(command, cwd=PROJECT_DIR, env=env, start_new_session=True)
