@@ -5,6 +5,7 @@ from __future__ import annotations
 from rest_framework import serializers
 
 from accounts.models import APIKey, AuditEvent, LoginSession, Role, Scope, User
+from config.pagination import offset_field
 
 
 class LoginIn(serializers.Serializer):
@@ -109,4 +110,4 @@ class AuditFilterIn(serializers.Serializer):
     action = serializers.CharField(required=False)
     actor = serializers.CharField(required=False)
     limit = serializers.IntegerField(min_value=1, max_value=500, required=False, default=100)
-    offset = serializers.IntegerField(min_value=0, required=False, default=0)
+    offset = offset_field()  # bounded: PostgreSQL's OFFSET is a bigint

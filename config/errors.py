@@ -1,6 +1,18 @@
-"""Domain errors: raised by services, turned into 4xx JSON by the API exception handler."""
+"""Domain errors (raised by services, turned into 4xx JSON by the API exception handler), and the one
+JSON error body every error answer uses: `{"error": {"code", "message", "fields"}}`."""
 
 from __future__ import annotations
+
+from django.http import JsonResponse
+
+
+def error_body(code: str, message: str, fields: dict | None = None) -> dict:
+    return {"error": {"code": code, "message": message, "fields": fields or {}}}
+
+
+def json_error(status: int, code: str, message: str, fields: dict | None = None) -> JsonResponse:
+    """An error answer outside DRF (plain Django views, carrier webhooks, error handlers)."""
+    return JsonResponse(error_body(code, message, fields), status=status)
 
 
 class DomainError(Exception):

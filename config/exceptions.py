@@ -11,7 +11,7 @@ from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
-from config.errors import DomainError
+from config.errors import DomainError, error_body
 
 logger = logging.getLogger(__name__)
 
@@ -37,10 +37,6 @@ def _describe_fields(fields: dict) -> str:
         text = problem if isinstance(problem, str) else str(problem)
         parts.append(text if name == "non_field_errors" else f"{name}: {text}")
     return "; ".join(parts)
-
-
-def error_body(code: str, message: str, fields: dict | None = None) -> dict:
-    return {"error": {"code": code, "message": message, "fields": fields or {}}}
 
 
 def api_exception_handler(exc, context):

@@ -5,8 +5,9 @@ from __future__ import annotations
 import re
 import uuid
 
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import HttpRequest, HttpResponse
 
+from config.errors import json_error
 from config.logging import client_var, request_id_var
 
 _SAFE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
@@ -33,8 +34,8 @@ class RequestIdMiddleware:
         return response
 
 
-_ERROR_MESSAGES = {
-    400: ("bad_request", "The request could not be understood."),
+ERROR_MESSAGES = {
+    400: ("bad_request", "The request could not be understood (check the Host header, the URL and the body)."),
     403: ("forbidden", "You do not have permission to perform this action."),
     404: ("not_found", "No such resource: check the URL."),
     405: ("method_not_allowed", "This method is not allowed on this URL."),
@@ -55,16 +56,16 @@ class JsonErrorPagesMiddleware:
     def __call__(self, request: HttpRequest) -> HttpResponse:
         response = self.get_response(request)
         status = response.status_code
-        if status not in _ERROR_MESSAGES or request.path.startswith("/admin/"):
+        if status not in ERROR_MESSAGES or request.path.startswith("/admin/"):
             return response
         if response.get("Content-Type", "").startswith("application/json"):
             return response
-        code, message = _ERROR_MESSAGES[status]
+        code, message = ERROR_MESSAGES[status]
         if status == 405 and response.get("Allow"):
             message = f"Method {request.method} is not allowed here; allowed: {response['Allow']}."
         if status == 404:
             message = f"No such resource: {request.path}"
-        json_response = JsonResponse({"error": {"code": code, "message": message, "fields": {}}}, status=status)
+        json_response = json_error(status, code, message)
         if response.get("Allow"):
             json_response["Allow"] = response["Allow"]
         return json_response

@@ -6,6 +6,7 @@ import json
 
 from rest_framework import serializers
 
+from config.pagination import limit_field, offset_field
 from config.text import clean_text
 from incidents.models import E164, Alert, Contact, Incident, IncidentEvent, IncidentState, Language, Severity
 from orchestrator.models import CallAttempt
@@ -253,5 +254,5 @@ class IncidentDetailOut(IncidentOut):
 
 class IncidentFilterIn(serializers.Serializer):
     state = serializers.ChoiceField(choices=IncidentState.choices, required=False)
-    limit = serializers.IntegerField(min_value=1, max_value=200, required=False, default=50)
-    offset = serializers.IntegerField(min_value=0, required=False, default=0)
+    limit = limit_field(default=50, maximum=200)
+    offset = offset_field()

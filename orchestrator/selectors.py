@@ -19,8 +19,20 @@ class CallScript:
     still_triggered: bool
 
 
+# What new_attempt_token() makes (secrets.token_urlsafe), within the column's 64 characters.
+_ATTEMPT_TOKEN = re.compile(r"[A-Za-z0-9_-]{1,64}")
+
+
+def is_attempt_token(token: str) -> bool:
+    """Whether `token` could name an attempt. Garbage from a URL (a NUL, which PostgreSQL refuses in
+    a query, or 300 characters) is turned away before it reaches the database."""
+    return bool(_ATTEMPT_TOKEN.fullmatch(token))
+
+
 def call_script(token: str) -> CallScript | None:
     """What to say on the call of this attempt, or None for an unknown token."""
+    if not is_attempt_token(token):
+        return None
     attempt = CallAttempt.objects.select_related("incident__policy", "contact").filter(token=token).first()
     if attempt is None:
         return None

@@ -18,6 +18,7 @@ from django.views.decorators.http import require_POST
 from twilio.request_validator import RequestValidator
 from twilio.twiml.voice_response import VoiceResponse
 
+from config.errors import json_error
 from config.logging import mask_webhook_path
 from orchestrator import selectors, services
 from orchestrator.models import AttemptStatus
@@ -57,8 +58,9 @@ def twilio_signed(view):
             logger.warning(
                 "rejected unsigned or forged Twilio webhook", extra={"path": mask_webhook_path(request.path)}
             )
-            message = "Invalid or missing X-Twilio-Signature."
-            return JsonResponse({"error": {"code": "forbidden", "message": message, "fields": {}}}, status=403)
+            return json_error(403, "forbidden", "Invalid or missing X-Twilio-Signature.")
+        if not selectors.is_attempt_token(token):
+            return json_error(404, "not_found", "No call has this webhook URL.")
         return view(request, token)
 
     wrapper.carrier_webhook = "twilio-signature"  # the route walk sees an explicit permission

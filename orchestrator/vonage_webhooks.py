@@ -24,6 +24,7 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
+from config.errors import json_error
 from config.logging import mask_webhook_path
 from orchestrator import selectors, services
 from orchestrator.models import AttemptStatus
@@ -88,7 +89,7 @@ def signature_failure(authorization: str, body: bytes) -> str | None:
 
 
 def _error(status: int, code: str, message: str) -> JsonResponse:
-    return JsonResponse({"error": {"code": code, "message": message, "fields": {}}}, status=status)
+    return json_error(status, code, message)
 
 
 def vonage_signed(view):
@@ -106,6 +107,8 @@ def vonage_signed(view):
                 extra={"path": mask_webhook_path(request.path), "why": failure},
             )
             return _error(403, "forbidden", "Invalid or missing Vonage signature (Authorization: Bearer JWT).")
+        if not selectors.is_attempt_token(token):
+            return _error(404, "not_found", "No call has this webhook URL.")
         try:
             payload = json.loads(request.body or b"{}")
         except ValueError:
