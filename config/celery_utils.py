@@ -23,12 +23,15 @@ def _publish_connection():
     from config.celery import app
 
     connection = getattr(_local, "connection", None)
+    if connection is not None and getattr(_local, "broker_url", None) != app.conf.broker_url:
+        _drop_publish_connection()  # the broker was reconfigured: never publish to the old one
+        connection = None
     if connection is None:
         connection = app.connection_for_write(
             connect_timeout=PUBLISH_CONNECT_TIMEOUT_SECONDS,
             transport_options={**settings.CELERY_BROKER_TRANSPORT_OPTIONS, "max_retries": 0},
         )
-        _local.connection = connection
+        _local.connection, _local.broker_url = connection, app.conf.broker_url
     return connection
 
 

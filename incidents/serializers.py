@@ -158,6 +158,7 @@ class IngestOut(serializers.Serializer):
         child=serializers.CharField(), help_text="accepted, but e.g. the named policy is unknown so the default called"
     )
     resolved = serializers.BooleanField(required=False)
+    retriggered = serializers.BooleanField(required=False, help_text="a new round of calls started")
 
 
 class ContactIn(serializers.Serializer):

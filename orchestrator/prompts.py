@@ -12,6 +12,7 @@ class Prompts:
     menu: str
     acknowledged: str
     escalated: str
+    nobody_left: str
     already_handled: str
     invalid_key: str
     goodbye_no_input: str
@@ -24,6 +25,7 @@ KOREAN = Prompts(
     menu="확인하셨으면 1번, 다음 담당자에게 넘기려면 2번을 눌러주세요.",
     acknowledged="확인되었습니다. 장애 대응을 부탁드립니다. 감사합니다.",
     escalated="다음 담당자에게 넘기겠습니다.",
+    nobody_left="더 연락할 담당자가 없습니다. 장애는 미확인 상태로 남습니다.",
     already_handled="이미 처리된 장애입니다. 감사합니다.",
     invalid_key="잘못 누르셨습니다. 다시 안내해 드리겠습니다.",
     goodbye_no_input="입력이 없어 통화를 종료합니다.",
@@ -33,6 +35,7 @@ ENGLISH = Prompts(
     menu="Press 1 to acknowledge, or 2 to pass this to the next person.",
     acknowledged="Acknowledged. Thank you for handling this incident.",
     escalated="Passing this to the next person.",
+    nobody_left="There is nobody left to call. The incident stays unacknowledged.",
     already_handled="This incident has already been handled. Thank you.",
     invalid_key="That key does nothing. Here is the message again.",
     goodbye_no_input="No key was pressed. Goodbye.",

@@ -48,3 +48,8 @@ def call_script(token: str) -> CallScript | None:
 
 def attempts_for(incident_id: int) -> QuerySet[CallAttempt]:
     return CallAttempt.objects.filter(incident_id=incident_id).select_related("contact").order_by("step")
+
+
+def provider_call_id(token: str) -> str:
+    """The carrier's id of the call placed for this attempt ("" while unknown or for no attempt)."""
+    return CallAttempt.objects.filter(token=token).values_list("provider_call_id", flat=True).first() or ""

@@ -128,9 +128,9 @@ def _exhaustion_reason(incident: Incident) -> str:
     """What happened to this round's calls, in words; carriers are blamed only when they were asked."""
     attempts = list(incident.attempts.filter(step__gt=incident.round_started_step).order_by("step"))
     calls = len(attempts)
-    tried = [attempt for attempt in attempts if attempt.dial_started_at is not None]
-    if tried and len(tried) == calls and all(attempt.dialed_at is None for attempt in tried):
-        return f"no carrier could place any of the {calls} call(s); last: {tried[-1].error}"
+    not_placed = [attempt for attempt in attempts if _outcome_words(attempt) == "not placed by any carrier"]
+    if calls and len(not_placed) == calls:
+        return f"no carrier could place any of the {calls} call(s); last: {not_placed[-1].error}"
     outcomes = Counter(_outcome_words(attempt) for attempt in attempts)
     detail = ", ".join(f"{count} {words}" for words, count in outcomes.most_common())
     return f"nobody pressed 1 after {calls} call(s): {detail}"
@@ -143,7 +143,7 @@ def _outcome_words(attempt: CallAttempt) -> str:
         return "busy"
     if attempt.status == AttemptStatus.CANCELED and attempt.dial_started_at is None:
         return "skipped before dialing"
-    if attempt.status == AttemptStatus.FAILED and attempt.dialed_at is None:
+    if attempt.status == AttemptStatus.FAILED and attempt.dial_started_at and attempt.dialed_at is None:
         return "not placed by any carrier"
     if attempt.answered_at is not None:
         return "answered without pressing 1"

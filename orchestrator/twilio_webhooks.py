@@ -11,7 +11,7 @@ import logging
 from functools import wraps
 
 from django.conf import settings
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import HttpRequest, HttpResponse
 from django.urls import reverse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
@@ -21,6 +21,7 @@ from twilio.twiml.voice_response import VoiceResponse
 from config.errors import json_error
 from config.logging import mask_webhook_path
 from orchestrator import selectors, services
+from orchestrator.message_rounds import message_round
 from orchestrator.models import AttemptStatus
 from orchestrator.prompts import prompts_for
 from orchestrator.services import KeypressOutcome
@@ -50,6 +51,11 @@ def twilio_signed(view):
     @require_POST
     @wraps(view)
     def wrapper(request: HttpRequest, token: str) -> HttpResponse:
+        if not settings.TWILIO_AUTH_TOKEN:
+            # an empty key signs anything anyone can compute: without a token nothing is trusted
+            logger.error("Twilio webhook refused: TWILIO_AUTH_TOKEN is not set")
+            message = "TWILIO_AUTH_TOKEN is not set on this server, so no Twilio webhook can be trusted."
+            return json_error(403, "forbidden", message)
         signature = request.headers.get("X-Twilio-Signature", "")
         url = f"{settings.PUBLIC_BASE_URL}{request.get_full_path()}"
         params = {key: request.POST.get(key) for key in request.POST}
@@ -69,13 +75,6 @@ def twilio_signed(view):
 
 def _twiml(response: VoiceResponse) -> HttpResponse:
     return HttpResponse(str(response), content_type="application/xml")
-
-
-def _round(request: HttpRequest) -> int:
-    try:
-        return max(1, int(request.GET.get("round", "1")))
-    except ValueError:
-        return 1
 
 
 def _url(name: str, token: str, round_number: int) -> str:
@@ -100,7 +99,7 @@ def voice(request: HttpRequest, token: str) -> HttpResponse:
         _say(response, prompts.already_handled, script.language)
         response.hangup()
         return _twiml(response)
-    round_number = _round(request)
+    round_number = message_round(request)
     gather = response.gather(
         num_digits=1, action=_url("gather", token, round_number), method="POST", timeout=GATHER_TIMEOUT_SECONDS
     )
@@ -120,12 +119,15 @@ def gather(request: HttpRequest, token: str) -> HttpResponse:
     language = script.language if script else "ko-KR"
     prompts = prompts_for(language)
     response = VoiceResponse()
-    round_number = _round(request)
+    round_number = message_round(request)
     if outcome is KeypressOutcome.ACKNOWLEDGED:
         _say(response, prompts.acknowledged, language)
         response.hangup()
     elif outcome is KeypressOutcome.ESCALATED:
         _say(response, prompts.escalated, language)
+        response.hangup()
+    elif outcome is KeypressOutcome.NOBODY_LEFT:
+        _say(response, prompts.nobody_left, language)
         response.hangup()
     elif outcome in (KeypressOutcome.ALREADY_HANDLED, KeypressOutcome.UNKNOWN_CALL):
         _say(response, prompts.already_handled, language)

@@ -19,6 +19,7 @@ from functools import wraps
 from typing import Any
 
 import jwt
+import redis
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
@@ -26,7 +27,9 @@ from django.views.decorators.http import require_POST
 
 from config.errors import json_error
 from config.logging import mask_webhook_path
+from config.redis import redis_client
 from orchestrator import selectors, services
+from orchestrator.message_rounds import message_round
 from orchestrator.models import AttemptStatus
 from orchestrator.prompts import prompts_for
 from orchestrator.services import KeypressOutcome
@@ -85,7 +88,34 @@ def signature_failure(authorization: str, body: bytes) -> str | None:
     application_id = getattr(settings, "VONAGE_APPLICATION_ID", "")
     if application_id and "application_id" in claims and str(claims["application_id"]) != application_id:
         return "the JWT names another application"
+    if claims.get("jti") and not _first_use_of(str(claims["jti"])):
+        return "this JWT was used before (a replayed webhook)"
     return None
+
+
+def _first_use_of(jti: str) -> bool:
+    """Each signed webhook is accepted once: its jti is remembered for as long as the JWT could be
+    accepted. Without Redis the check is skipped (logged): the body hash, the age limit and the call
+    uuid binding still hold."""
+    try:
+        return bool(
+            redis_client().set(
+                f"oncall:vonage:jti:{jti[:100]}", "1", nx=True, ex=MAX_TOKEN_AGE_SECONDS + 2 * CLOCK_SKEW_SECONDS
+            )
+        )
+    except redis.RedisError:
+        logger.warning("Vonage webhook replay check skipped: Redis unavailable")
+        return True
+
+
+def _names_another_call(token: str, payload: dict[str, Any]) -> bool:
+    """The JWT covers the body but not the URL: a captured webhook sent to another attempt's URL
+    carries a call uuid that is not that attempt's call."""
+    call_uuid = payload.get("uuid")
+    if not isinstance(call_uuid, str) or not call_uuid:
+        return False
+    known = selectors.provider_call_id(token)
+    return bool(known) and known != call_uuid
 
 
 def _error(status: int, code: str, message: str) -> JsonResponse:
@@ -115,17 +145,13 @@ def vonage_signed(view):
             payload = None
         if not isinstance(payload, dict):
             return _error(400, "malformed_request", "The body must be a JSON object.")
+        if _names_another_call(token, payload):
+            logger.warning("Vonage webhook for another call refused", extra={"path": mask_webhook_path(request.path)})
+            return _error(403, "forbidden", "This webhook is about another call than the one at this URL.")
         return view(request, token, payload)
 
     wrapper.carrier_webhook = "vonage-signature"  # the route walk sees an explicit permission
     return wrapper
-
-
-def _round(request: HttpRequest) -> int:
-    try:
-        return max(1, int(request.GET.get("round", "1")))
-    except ValueError:
-        return 1
 
 
 @vonage_signed
@@ -166,11 +192,13 @@ def user_input(request: HttpRequest, token: str, payload: dict[str, Any]) -> Htt
     script = selectors.call_script(token)
     language = script.language if script else "ko-KR"
     prompts = prompts_for(language)
-    round_number = _round(request)
+    round_number = message_round(request)
     if outcome is KeypressOutcome.ACKNOWLEDGED:
         ncco = [talk(prompts.acknowledged, language)]
     elif outcome is KeypressOutcome.ESCALATED:
         ncco = [talk(prompts.escalated, language)]
+    elif outcome is KeypressOutcome.NOBODY_LEFT:
+        ncco = [talk(prompts.nobody_left, language)]
     elif script is None or outcome is KeypressOutcome.ALREADY_HANDLED or not script.still_triggered:
         ncco = [talk(prompts.already_handled, language)]
     elif round_number < script.repeats:

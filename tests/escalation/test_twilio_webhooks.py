@@ -231,3 +231,15 @@ def test_news_from_a_carrier_that_did_not_place_the_attempt_never_moves_it(clien
     assert incident.events.filter(
         message__startswith="twilio reported no_answer for a call this attempt did not use"
     ).exists()
+
+
+def test_without_an_auth_token_no_twilio_webhook_is_trusted(client, attempt, settings):
+    # given TWILIO_AUTH_TOKEN is unset: an empty key would sign anything anyone can compute
+    settings.TWILIO_AUTH_TOKEN = ""
+    before = snapshot(attempt)
+
+    response = signed_post(client, f"/webhooks/twilio/gather/{attempt.token}", {"Digits": "1"}, token="")
+
+    assert response.status_code == 403
+    assert "TWILIO_AUTH_TOKEN" in response.json()["error"]["message"]
+    assert snapshot(attempt) == before

@@ -423,3 +423,31 @@ def test_a_signed_body_that_is_not_a_json_object_is_a_400_and_get_is_a_405(clien
 
     assert malformed.status_code == 400 and malformed.json()["error"]["code"] == "malformed_request"
     assert client.get(path).status_code == 405
+
+
+def test_a_captured_webhook_replayed_verbatim_is_refused(client, attempt):
+    # given a signed "completed" event that was accepted once
+    body = json.dumps({"status": "ringing", "uuid": "V-1"}).encode()
+    authorization = bearer(body)
+    path = f"/webhooks/vonage/event/{attempt.token}"
+    assert client.post(path, body, "application/json", HTTP_AUTHORIZATION=authorization).status_code == 204
+    before = snapshot(attempt)
+
+    # when the same request (same JWT) is sent again within its five minutes
+    replay = client.post(path, body, "application/json", HTTP_AUTHORIZATION=authorization)
+
+    # then it is refused and changes nothing
+    assert replay.status_code == 403 and snapshot(attempt) == before
+
+
+def test_a_webhook_about_another_call_sent_to_this_attempt_is_refused(client, attempt):
+    # given the attempt's call is known to be V-1
+    CallAttempt.objects.filter(pk=attempt.pk).update(provider_call_id="V-1")
+    before = snapshot(attempt)
+
+    # when a freshly signed keypress captured from another call (V-2) is aimed at this attempt's URL
+    payload = {"dtmf": {"digits": "1", "timed_out": False}, "uuid": "V-2"}
+    response = signed_post(client, f"/webhooks/vonage/input/{attempt.token}", payload)
+
+    # then it is refused: the body names another call than the one at this URL
+    assert response.status_code == 403 and snapshot(attempt) == before
