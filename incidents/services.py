@@ -80,7 +80,12 @@ def record_event(
     data: dict | None = None,
 ) -> IncidentEvent:
     return IncidentEvent.objects.create(
-        incident=incident, kind=kind, actor=actor[:200], message=message[:500], attempt=attempt, data=data or {}
+        incident=incident,
+        kind=kind,
+        actor=actor[:200],
+        message=message[:500],
+        attempt_id=attempt.pk if attempt is not None else None,
+        data=data or {},
     )
 
 
