@@ -15,7 +15,7 @@ urlpatterns = [
     path("readyz", ReadyzApi.as_view(), name="readyz"),
     path("admin/", admin.site.urls),
     path("api/v1/", include(api_v1)),
-    path("webhook/", include("incidents.seed_urls")),
+    path("webhook/", include("orchestrator.seed_urls")),
     path("webhooks/", include("orchestrator.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),

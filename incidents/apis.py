@@ -1,4 +1,7 @@
-"""Thin DRF views: validate input, call a service or a selector, shape the output."""
+"""Thin DRF views: validate input, call a service or a selector, shape the output.
+
+The incident detail and /escalate show or drive the calls, which are the engine's: they are in
+orchestrator/apis.py, on the same paths (see orchestrator/api_urls.py)."""
 
 from __future__ import annotations
 
@@ -18,12 +21,10 @@ from incidents.serializers import (
     ContactIn,
     GenericAlertIn,
     GrafanaIn,
-    IncidentDetailOut,
     IncidentFilterIn,
     IncidentOut,
     IngestOut,
 )
-from orchestrator.services import escalate_now
 
 CanPostAlerts = scope_or_role(Scope.ALERTS_WRITE, Role.SUPERVISOR)
 CanReadIncidents = scope_or_role(Scope.INCIDENTS_READ, Role.VIEWER)
@@ -107,14 +108,6 @@ class IncidentListApi(APIView):
         return Response({"count": incidents.count(), "results": IncidentOut(page, many=True).data})
 
 
-class IncidentDetailApi(APIView):
-    permission_classes = [CanReadIncidents]
-
-    @extend_schema(responses=IncidentDetailOut)
-    def get(self, request, incident_id: int):
-        return Response(IncidentDetailOut(selectors.incident_detail(incident_id)).data)
-
-
 class IncidentAcknowledgeApi(APIView):
     permission_classes = [CanHandleIncidents]
 
@@ -131,15 +124,6 @@ class IncidentResolveApi(APIView):
     def post(self, request, incident_id: int):
         incident = services.resolve(incident_id, actor=actor_name(request.user))
         return Response(IncidentOut(incident).data)
-
-
-class IncidentEscalateApi(APIView):
-    permission_classes = [CanHandleIncidents]
-
-    @extend_schema(request=None, responses=IncidentDetailOut)
-    def post(self, request, incident_id: int):
-        escalate_now(incident_id, actor=actor_name(request.user))
-        return Response(IncidentDetailOut(selectors.incident_detail(incident_id)).data)
 
 
 class ContactListApi(APIView):

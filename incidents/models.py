@@ -1,5 +1,6 @@
 """Who we call (Contact), in which order (EscalationPolicy), and what happened (Incident, Alert,
-IncidentEvent). The phone calls themselves are orchestrator.CallAttempt."""
+IncidentEvent). The phone calls themselves belong to the engine (orchestrator), which depends on
+this app and never the reverse."""
 
 from __future__ import annotations
 
@@ -231,9 +232,9 @@ class IncidentEvent(models.Model):
     kind = models.CharField(max_length=20, choices=EventKind.choices)
     actor = models.CharField(max_length=200, default="system")
     message = models.CharField(max_length=500, blank=True)
-    attempt = models.ForeignKey(
-        "orchestrator.CallAttempt", null=True, blank=True, on_delete=models.SET_NULL, related_name="events"
-    )
+    # Which call the event is about: the engine's CallAttempt id. A plain column, not a foreign key,
+    # so the record does not depend on the engine; the engine resolves it (e.g. to the call's step).
+    attempt_id = models.BigIntegerField(null=True, blank=True, db_index=True)
     data = models.JSONField(default=dict, blank=True)
     at = models.DateTimeField(auto_now_add=True, db_index=True)
 

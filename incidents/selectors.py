@@ -8,7 +8,6 @@ from django.db.models import Prefetch, QuerySet
 
 from config.errors import NotFound
 from incidents.models import Contact, EscalationPolicy, Incident, IncidentEvent
-from orchestrator.selectors import attempts_for
 
 
 def contact_list() -> QuerySet[Contact]:
@@ -36,16 +35,14 @@ def incident_list(*, state: str | None = None) -> QuerySet[Incident]:
 
 
 def incident_detail(incident_id: int) -> Incident:
+    """The incident with its timeline and alerts. The calls placed for it are the engine's:
+    orchestrator.selectors.incident_detail adds them."""
     incident = (
         Incident.objects.select_related("policy")
-        .prefetch_related(
-            Prefetch("events", queryset=IncidentEvent.objects.select_related("attempt").order_by("at", "pk")),
-            "alerts",
-        )
+        .prefetch_related(Prefetch("events", queryset=IncidentEvent.objects.order_by("at", "pk")), "alerts")
         .filter(pk=incident_id)
         .first()
     )
     if incident is None:
         raise NotFound(f"Incident {incident_id} does not exist.")
-    incident.attempt_list = list(attempts_for(incident.pk))
     return incident

@@ -8,8 +8,7 @@ from rest_framework import serializers
 
 from config.pagination import limit_field, offset_field
 from config.text import clean_text
-from incidents.models import E164, Alert, Contact, Incident, IncidentEvent, IncidentState, Language, Severity
-from orchestrator.models import CallAttempt
+from incidents.models import E164, Alert, Contact, Incident, IncidentState, Language, Severity
 
 SEVERITY_ALIASES = {
     "critical": Severity.CRITICAL,
@@ -132,24 +131,6 @@ class GrafanaIn(serializers.Serializer):
         return attrs
 
 
-class SeedStartIn(serializers.Serializer):
-    incident_summary = CleanTextField(max_length=500)
-    tts_text = CleanTextField(max_length=2000, required=False, allow_blank=True, default="")
-
-
-class SeedCallOut(serializers.Serializer):
-    incident_id = serializers.IntegerField()
-    call_id = serializers.CharField(allow_null=True)
-    to = serializers.CharField(allow_null=True)
-    role = serializers.CharField(allow_null=True)
-
-
-class SeedAckOut(serializers.Serializer):
-    incident_id = serializers.IntegerField()
-    status = serializers.CharField()
-    acknowledged = serializers.BooleanField()
-
-
 class IngestOut(serializers.Serializer):
     incident_id = serializers.IntegerField(allow_null=True)
     state = serializers.CharField(allow_null=True)
@@ -179,36 +160,6 @@ class ContactOut(serializers.ModelSerializer):
     class Meta:
         model = Contact
         fields = ["id", "name", "phone", "language"]
-
-
-class AttemptOut(serializers.ModelSerializer):
-    contact = ContactOut()
-
-    class Meta:
-        model = CallAttempt
-        fields = [
-            "step",
-            "contact",
-            "to_number",
-            "provider",
-            "provider_call_id",
-            "status",
-            "answered_by",
-            "digits",
-            "error",
-            "created_at",
-            "dialed_at",
-            "answered_at",
-            "ended_at",
-        ]
-
-
-class EventOut(serializers.ModelSerializer):
-    attempt_step = serializers.IntegerField(source="attempt.step", allow_null=True, default=None)
-
-    class Meta:
-        model = IncidentEvent
-        fields = ["at", "kind", "actor", "message", "attempt_step"]
 
 
 class AlertOut(serializers.ModelSerializer):
@@ -242,15 +193,6 @@ class IncidentOut(serializers.ModelSerializer):
             "created_at",
             "updated_at",
         ]
-
-
-class IncidentDetailOut(IncidentOut):
-    attempts = AttemptOut(many=True, source="attempt_list")
-    timeline = EventOut(many=True, source="events")
-    alerts = AlertOut(many=True)
-
-    class Meta(IncidentOut.Meta):
-        fields = [*IncidentOut.Meta.fields, "attempts", "timeline", "alerts"]
 
 
 class IncidentFilterIn(serializers.Serializer):

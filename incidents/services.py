@@ -1,15 +1,17 @@
 """Writes for incidents: contacts and policies, alert ingestion (find-or-create by dedup key),
-acknowledge, resolve. The escalation itself (calls, timers) is orchestrator.services."""
+acknowledge, resolve. The escalation itself (calls, timers) is the engine's: this app is the record
+and never imports the engine; the engine registers itself here (set_escalation_engine) when Django
+starts, so the dependency runs one way."""
 
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
+from typing import Any, Protocol
 
 from django.conf import settings
-from django.core.exceptions import ValidationError
+from django.core.exceptions import ImproperlyConfigured, ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
@@ -37,6 +39,37 @@ logger = logging.getLogger(__name__)
 SEED_POLICY_NAME = "default (PRIMARY_CONTACT/SECONDARY_CONTACT)"
 
 
+# --- the escalation engine ------------------------------------------------------------------------
+
+
+class EscalationEngine(Protocol):
+    """What the record needs from the engine when an alert opens or re-fires an incident. Both are
+    called inside the transaction that wrote the incident, with its row locked."""
+
+    def start(self, incident: Incident) -> Any: ...
+
+    def retrigger(self, incident: Incident, *, reason: str, actor: str) -> Any: ...
+
+
+_engine: EscalationEngine | None = None
+
+
+def set_escalation_engine(engine: EscalationEngine | None) -> None:
+    """Called by the engine's AppConfig.ready(); the last registration wins."""
+    global _engine
+    _engine = engine
+
+
+def escalation_engine() -> EscalationEngine:
+    """The registered engine. Without one an incident would open and never ring: refuse loudly."""
+    if _engine is None:
+        raise ImproperlyConfigured(
+            "No escalation engine is registered: an incident would open and never ring. "
+            "Add the engine app (orchestrator) to INSTALLED_APPS; its ready() registers it."
+        )
+    return _engine
+
+
 def record_event(
     incident: Incident,
     kind: str,
@@ -47,7 +80,12 @@ def record_event(
     data: dict | None = None,
 ) -> IncidentEvent:
     return IncidentEvent.objects.create(
-        incident=incident, kind=kind, actor=actor[:200], message=message[:500], attempt=attempt, data=data or {}
+        incident=incident,
+        kind=kind,
+        actor=actor[:200],
+        message=message[:500],
+        attempt_id=attempt.pk if attempt is not None else None,
+        data=data or {},
     )
 
 
@@ -217,8 +255,7 @@ def open_incident(
     Concurrent duplicates are safe: a partial unique index allows one open incident per key, so
     the loser of a race gets an IntegrityError, rolls back its savepoint, and joins the winner.
     """
-    from orchestrator.services import retrigger_locked, start_escalation
-
+    engine = escalation_engine()  # before any write: no engine, no incident
     policy = policy or pick_policy(None)
     payload = payload if payload is not None else {}
     with transaction.atomic():
@@ -242,12 +279,12 @@ def open_incident(
             else:
                 Alert.objects.create(incident=incident, source=source, payload=payload, received_by=actor)
                 record_event(incident, EventKind.CREATED, actor=actor, message=summary[:500])
-                start_escalation(incident)
+                engine.start(incident)
                 return IngestResult(incident=incident, created=True)
         Alert.objects.create(incident=existing, source=source, payload=payload, received_by=actor)
         retrigger_reason = _retrigger_reason(existing)
         if retrigger_reason:
-            retrigger_locked(existing, reason=retrigger_reason, actor=actor)
+            engine.retrigger(existing, reason=retrigger_reason, actor=actor)
             return IngestResult(incident=existing, retriggered=True)
         record_event(existing, EventKind.DEDUPLICATED, actor=actor, message="duplicate alert; no new call")
         return IngestResult(incident=existing, deduplicated=True)

@@ -9,8 +9,6 @@ urlpatterns = [
     path("contacts", apis.ContactListApi.as_view(), name="contact-list"),
     path("contacts/<int:contact_id>", apis.ContactDetailApi.as_view(), name="contact-detail"),
     path("incidents", apis.IncidentListApi.as_view(), name="incident-list"),
-    path("incidents/<int:incident_id>", apis.IncidentDetailApi.as_view(), name="incident-detail"),
     path("incidents/<int:incident_id>/acknowledge", apis.IncidentAcknowledgeApi.as_view(), name="incident-ack"),
     path("incidents/<int:incident_id>/resolve", apis.IncidentResolveApi.as_view(), name="incident-resolve"),
-    path("incidents/<int:incident_id>/escalate", apis.IncidentEscalateApi.as_view(), name="incident-escalate"),
 ]

@@ -1,4 +1,5 @@
-"""Drills through the API: start one for a policy, read its report."""
+"""The engine's API: an incident with the calls placed for it, escalate now, and drills (start one
+for a policy, read its report)."""
 
 from __future__ import annotations
 
@@ -7,15 +8,36 @@ from rest_framework import status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from accounts.audit import actor_name
 from accounts.models import Role, Scope
 from accounts.permissions import scope_or_role
 from accounts.throttles import DrillThrottle
 from config.errors import NotFound
+from incidents.apis import CanHandleIncidents, CanReadIncidents
 from incidents.models import EscalationPolicy
+from orchestrator import selectors
 from orchestrator.drills import drill_report, start_drill
+from orchestrator.serializers import IncidentDetailOut
+from orchestrator.services import escalate_now
 
 CanRunDrills = scope_or_role(Scope.POLICIES_WRITE, Role.SUPERVISOR)
-CanReadIncidents = scope_or_role(Scope.INCIDENTS_READ, Role.VIEWER)
+
+
+class IncidentDetailApi(APIView):
+    permission_classes = [CanReadIncidents]
+
+    @extend_schema(responses=IncidentDetailOut)
+    def get(self, request, incident_id: int):
+        return Response(IncidentDetailOut(selectors.incident_detail(incident_id)).data)
+
+
+class IncidentEscalateApi(APIView):
+    permission_classes = [CanHandleIncidents]
+
+    @extend_schema(request=None, responses=IncidentDetailOut)
+    def post(self, request, incident_id: int):
+        escalate_now(incident_id, actor=actor_name(request.user))
+        return Response(IncidentDetailOut(selectors.incident_detail(incident_id)).data)
 
 
 class PolicyDrillApi(APIView):

@@ -3,3 +3,10 @@ from django.apps import AppConfig
 
 class OrchestratorConfig(AppConfig):
     name = "orchestrator"
+
+    def ready(self) -> None:
+        # The record (incidents) calls the engine through this registration, never by import.
+        from incidents.services import set_escalation_engine
+        from orchestrator.engine import PhoneEscalation
+
+        set_escalation_engine(PhoneEscalation())

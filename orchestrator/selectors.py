@@ -7,7 +7,8 @@ from dataclasses import dataclass
 
 from django.db.models import QuerySet
 
-from incidents.models import IncidentState
+from incidents import selectors as incident_selectors
+from incidents.models import Incident, IncidentState
 from orchestrator.models import CallAttempt
 from orchestrator.prompts import speech_text
 
@@ -48,6 +49,18 @@ def call_script(token: str) -> CallScript | None:
 
 def attempts_for(incident_id: int) -> QuerySet[CallAttempt]:
     return CallAttempt.objects.filter(incident_id=incident_id).select_related("contact").order_by("step")
+
+
+def incident_detail(incident_id: int) -> Incident:
+    """The record's incident detail, with the calls placed for it (`attempt_list`) and its timeline
+    (`timeline`), each row carrying the step of the call it was about (`attempt_step`)."""
+    incident = incident_selectors.incident_detail(incident_id)
+    incident.attempt_list = list(attempts_for(incident.pk))
+    steps = {attempt.pk: attempt.step for attempt in incident.attempt_list}
+    incident.timeline = list(incident.events.all())
+    for event in incident.timeline:
+        event.attempt_step = steps.get(event.attempt_id)
+    return incident
 
 
 def provider_call_id(token: str) -> str:

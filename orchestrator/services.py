@@ -273,7 +273,7 @@ def _send_dial_again(incident: Incident, attempt: CallAttempt) -> None:
     DIAL_RESEND_SECONDS, so an outage adds one message per waiting call per interval, not a flood."""
     now = timezone.now()
     if attempt.dial_sent_at is None or attempt.dial_sent_at <= now - timedelta(seconds=settings.DIAL_RESEND_SECONDS):
-        first_delay = not incident.events.filter(kind=EventKind.DIAL_DELAYED, attempt=attempt).exists()
+        first_delay = not incident.events.filter(kind=EventKind.DIAL_DELAYED, attempt_id=attempt.pk).exists()
         attempt.dial_sent_at = now
         attempt.save(update_fields=["dial_sent_at"])
         enqueue_on_commit("orchestrator.dial_attempt", attempt.pk)

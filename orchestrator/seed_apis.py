@@ -2,6 +2,8 @@
 
 The seed had no authentication. Here an API key is required unless SEED_WEBHOOKS_REQUIRE_API_KEY
 is turned off for callers on a trusted network: an open endpoint that places phone calls invites abuse.
+They live in the engine's app because they answer with the calls placed (retry escalates, the
+status shows the attempts).
 """
 
 from __future__ import annotations
@@ -14,9 +16,10 @@ from rest_framework.views import APIView
 from accounts.audit import actor_name
 from accounts.models import Role, Scope
 from accounts.permissions import ExplainedPermission, scope_or_role
-from incidents import selectors, services
+from incidents import services
 from incidents.models import Source
-from incidents.serializers import IncidentDetailOut, SeedAckOut, SeedCallOut, SeedStartIn
+from orchestrator import selectors
+from orchestrator.serializers import IncidentDetailOut, SeedAckOut, SeedCallOut, SeedStartIn
 from orchestrator.services import escalate_now
 
 

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from incidents import seed_apis
+from orchestrator import seed_apis
 
 urlpatterns = [
     path("start", seed_apis.SeedStartApi.as_view(), name="seed-start"),
