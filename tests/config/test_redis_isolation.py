@@ -21,4 +21,4 @@ def test_the_broker_the_results_and_the_cache_all_follow_the_tests_redis():
     assert settings.CACHES["default"]["LOCATION"] == settings.REDIS_URL
     configured = embedded_services._configured
     if configured:  # CI and developers with a local Redis: never the product's database
-        assert settings.REDIS_URL != configured
+        assert configured != settings.REDIS_URL
