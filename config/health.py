@@ -1,4 +1,4 @@
-"""Liveness (`/healthz`, the seed's path) and readiness (`/readyz`: database and broker).
+"""Liveness (`/healthz`, the seed's path) and readiness (`/readyz`: database, broker, a live worker, beat).
 
 `/readyz` is public (load balancers call it), so it names the check that failed and nothing more;
 the exception, which may quote a connection URL, is logged.
@@ -7,7 +7,6 @@ the exception, which may quote a connection URL, is logged.
 from __future__ import annotations
 
 import logging
-import time
 
 from django.conf import settings
 from django.db import connection
@@ -15,9 +14,9 @@ from drf_spectacular.utils import extend_schema
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from config.heartbeats import heartbeat_checks
 from config.permissions import Public
 from config.redis import redis_client
-from config.tasks import BEAT_HEARTBEAT_KEY
 
 logger = logging.getLogger(__name__)
 # What a caller learns about a failed check: which one, never why (that is in the log).
@@ -52,13 +51,13 @@ class ReadyzApi(APIView):
         except Exception:  # any failure means "not ready"; the details go to the log, not the caller
             logger.warning("readiness check failed: database", exc_info=True)
             checks["database"] = UNAVAILABLE
-        beat_age = None
+        ages: dict[str, float | None] = {"worker_last_heartbeat_seconds_ago": None, "beat_last_tick_seconds_ago": None}
         try:
             client = redis_client(settings.CELERY_BROKER_URL, timeout=1.0)
             client.ping()
             checks["broker"] = "ok"
-            last_tick = client.get(BEAT_HEARTBEAT_KEY)
-            beat_age = round(time.time() - float(last_tick), 1) if last_tick else None
+            heartbeats, ages = heartbeat_checks()  # a worker that died or a stopped beat is "not ready" too
+            checks.update(heartbeats)
         except Exception:  # an exception text can carry a host, a user name or a password in a URL
             logger.warning("readiness check failed: broker", exc_info=True)
             checks["broker"] = UNAVAILABLE
@@ -66,7 +65,7 @@ class ReadyzApi(APIView):
         body = {
             "status": "ok" if not failed else "unavailable",
             "checks": checks,
-            "beat_last_tick_seconds_ago": beat_age,
+            **ages,
         }
         if failed:
             body["failed"] = failed

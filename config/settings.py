@@ -194,6 +194,9 @@ CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_WORKER_SEND_TASK_EVENTS = True  # Flower shows tasks live
 CELERY_TASK_SEND_SENT_EVENT = True
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# Our Redis transport: kombu's, plus the fix that keeps a worker alive through a Redis restart
+# (config/broker.py explains the crash it prevents).
+CELERY_BROKER_TRANSPORT = "config.broker:Transport"
 CELERY_BROKER_TRANSPORT_OPTIONS = {
     # With acks_late, Redis hands an unacknowledged message to another worker once this many
     # seconds have passed. It must exceed the longest countdown/ETA we ever schedule
@@ -208,6 +211,10 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
 CELERY_RESULT_BACKEND_TRANSPORT_OPTIONS = {"socket_timeout": 5, "socket_connect_timeout": 5}
 MAX_COUNTDOWN_SECONDS = 5 * 60
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+# /readyz fails when no worker sent a heartbeat within this many seconds (Celery beats every 2 s),
+# or when beat's heartbeat task last ran more than this many of its intervals ago (config/heartbeats.py).
+READINESS_WORKER_STALE_SECONDS = env.float("READINESS_WORKER_STALE_SECONDS", default=30.0)
+READINESS_BEAT_STALE_INTERVALS = env.int("READINESS_BEAT_STALE_INTERVALS", default=3)
 
 # The cache holds rate-limit counters (accounts/throttles.py): Redis, shared by every web process.
 # Short timeouts: an unreachable Redis skips a rate limit rather than holding a request.

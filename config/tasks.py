@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import time
-
 from celery import shared_task
 
-from config.redis import redis_client
+# Importing the heartbeats connects the worker heartbeat recorder in every worker process.
+from config.heartbeats import BEAT_HEARTBEAT_KEY, record_beat_tick
 
-BEAT_HEARTBEAT_KEY = "oncall:beat:last_tick"
+__all__ = ["BEAT_HEARTBEAT_KEY", "beat_heartbeat"]
 
 
 @shared_task(name="config.beat_heartbeat", ignore_result=True)
 def beat_heartbeat() -> None:
     """Proves beat and a worker are alive: /readyz reports how long ago this last ran."""
-    redis_client().set(BEAT_HEARTBEAT_KEY, str(time.time()), ex=3600)
+    record_beat_tick()

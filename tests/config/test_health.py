@@ -2,9 +2,17 @@
 
 from __future__ import annotations
 
-import pytest
+import time
 
+import pytest
+from celery.contrib.testing.worker import start_worker
+
+from config.celery import app as celery_app
+from config.heartbeats import BEAT_HEARTBEAT_KEY, WORKER_HEARTBEATS_KEY
+from config.redis import redis_client
+from config.tasks import beat_heartbeat
 from tests.embedded_services import free_port
+from tests.helpers import wait_until
 
 pytestmark = pytest.mark.django_db
 
@@ -16,11 +24,46 @@ def test_healthz_answers_ok(api_client):
     assert response.json() == {"status": "ok"}
 
 
-def test_readyz_is_ready_when_database_and_broker_answer(api_client):
+@pytest.fixture
+def beating_worker(transactional_db):
+    """A real worker that sends Celery's heartbeats (the shared `celery_worker` fixture turns them off)."""
+    with start_worker(celery_app, pool="threads", concurrency=2, perform_ping_check=False, without_heartbeat=False):
+        yield
+
+
+def test_readyz_is_ready_when_database_broker_a_worker_and_beat_answer(api_client, beating_worker):
+    # given a live worker, and beat's heartbeat task sent and run by it
+    beat_heartbeat.apply_async()
+
+    # when a load balancer asks, once the worker's heartbeat and beat's tick are recorded
+    response = wait_until(lambda: (r := api_client.get("/readyz")).status_code == 200 and r, timeout=30)
+
+    # then every dependency is ready
+    assert response.json()["checks"] == {"database": "ok", "broker": "ok", "worker": "ok", "beat": "ok"}
+
+
+def test_readyz_fails_naming_the_worker_and_beat_when_neither_beats(api_client):
+    # given no worker heartbeat and no beat tick recorded (every worker and beat are down)
+    redis_client().delete(WORKER_HEARTBEATS_KEY, BEAT_HEARTBEAT_KEY)
+
     response = api_client.get("/readyz")
 
-    assert response.status_code == 200
-    assert response.json()["checks"] == {"database": "ok", "broker": "ok"}
+    assert response.status_code == 503
+    body = response.json()
+    assert body["checks"] == {"database": "ok", "broker": "ok", "worker": "stale", "beat": "stale"}
+    assert body["failed"] == ["worker", "beat"]
+    assert body["message"] == "worker unavailable; beat unavailable"
+    assert body["worker_last_heartbeat_seconds_ago"] is None and body["beat_last_tick_seconds_ago"] is None
+
+
+def test_readyz_fails_naming_beat_when_its_last_tick_is_older_than_three_intervals(api_client, beating_worker):
+    # given a live worker, but beat's last tick 31 s ago (it ticks every 10 s)
+    redis_client().set(BEAT_HEARTBEAT_KEY, str(time.time() - 31))
+
+    response = wait_until(lambda: (r := api_client.get("/readyz")).json()["checks"].get("worker") == "ok" and r)
+
+    assert response.status_code == 503
+    assert response.json()["failed"] == ["beat"] and response.json()["beat_last_tick_seconds_ago"] >= 31
 
 
 def test_readyz_names_the_broker_when_it_is_unreachable_and_nothing_more(api_client, settings, caplog):

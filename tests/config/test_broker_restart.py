@@ -1,0 +1,162 @@
+"""A Redis restart does not kill the worker: real redis-server and celery worker processes.
+
+The worker runs as the `calls` worker runs in production (`--pool threads`), busy with tasks that
+are delivered and not yet acknowledged, while Redis is killed and started again on the same port
+five times. Before config/broker.py, kombu crashed the worker at such a restart with
+`Unrecoverable error: AttributeError("'NoneType' object has no attribute 'hostname'")`.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import redis
+from django.conf import settings
+from kombu.exceptions import OperationalError
+
+from config.celery import app as celery_app
+from config.devrun import redis_command
+from config.heartbeats import BEAT_HEARTBEAT_KEY, WORKER_HEARTBEATS_KEY
+from tests.config.broker_load import DONE_KEY
+from tests.embedded_services import free_port, wait_for_port
+from tests.escalation.test_worker_crash import database_url_for_subprocess
+from tests.helpers import wait_until
+
+pytestmark = pytest.mark.e2e
+
+PROJECT_DIR = Path(__file__).resolve().parents[2]
+RESTARTS = 5
+
+
+class PrivateRedis:
+    """A redis-server of this test's own, which it can kill and start again on the same port."""
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.data_dir = Path(tempfile.mkdtemp(prefix="test-broker-restart-"))
+        self.process: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        command = redis_command(self.port, self.data_dir)
+        self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+        wait_for_port(self.port)
+
+    def kill(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(timeout=10)
+
+    def client(self) -> redis.Redis:
+        return redis.Redis.from_url(self.url, decode_responses=True, socket_timeout=2, socket_connect_timeout=2)
+
+
+@pytest.fixture
+def private_redis() -> Iterator[PrivateRedis]:
+    server = PrivateRedis()
+    server.start()
+    yield server
+    server.kill()
+
+
+def start_worker_process(broker: PrivateRedis, log_path: Path) -> subprocess.Popen:
+    env = {
+        **os.environ,
+        "DATABASE_URL": database_url_for_subprocess(),
+        "REDIS_URL": broker.url,
+        "CELERY_BROKER_URL": broker.url,
+        "CELERY_RESULT_BACKEND": broker.url,
+        "DEBUG": "false",
+        "SECRET_KEY": settings.SECRET_KEY,
+        "LOG_LEVEL": "WARNING",
+    }
+    command = [sys.executable, "-m", "celery", "-A", "config", "worker", "--pool", "threads", "--concurrency", "8"]
+    command += ["-Q", ",".join(q.name for q in celery_app.conf.task_queues), "--loglevel", "WARNING"]
+    command += ["--include", "tests.config.broker_load", "--hostname", f"restart-test-{os.getpid()}@%h"]
+    log = log_path.open("w")
+    return subprocess.Popen(command, cwd=PROJECT_DIR, env=env, stdout=log, stderr=subprocess.STDOUT)
+
+
+class SteadyLoad:
+    """Sends a short `tests.hold` task every 100 ms to the private broker, through its restarts: about
+    five in flight on eight threads, so the worker waits in BRPOP while holding unacknowledged messages."""
+
+    def __init__(self, broker: PrivateRedis) -> None:
+        self.broker = broker
+        self.stopping = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self.stopping.wait(0.1):
+            try:
+                with celery_app.connection_for_write(self.broker.url) as connection:
+                    celery_app.send_task("tests.hold", args=[0.5], queue="default", connection=connection)
+            except (OperationalError, OSError, redis.RedisError):
+                pass  # Redis is down right now: the next send tries again
+
+    def __enter__(self) -> SteadyLoad:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stopping.set()
+        self.thread.join(timeout=30)
+
+
+def worker_consumes_again(broker: PrivateRedis, worker: subprocess.Popen, since: float) -> bool:
+    """True once the worker beat and finished tasks after `since`; stops waiting if it died."""
+    if worker.poll() is not None:
+        return True
+    try:
+        client = broker.client()
+        newest = client.zrevrange(WORKER_HEARTBEATS_KEY, 0, 0, withscores=True)
+        return bool(newest) and newest[0][1] > since and int(client.get(DONE_KEY) or 0) >= 3
+    except redis.RedisError:
+        return False
+
+
+def test_the_worker_survives_redis_restarts_and_still_runs_tasks(private_redis, transactional_db, tmp_path):
+    # given a threads-pool worker process on a private Redis, kept busy by a steady stream of tasks
+    log_path = tmp_path / "worker.log"
+    worker = start_worker_process(private_redis, log_path)
+    try:
+        with SteadyLoad(private_redis):
+            wait_until(lambda: worker_consumes_again(private_redis, worker, 0), timeout=60, what="the worker to start")
+
+            for restart in range(1, RESTARTS + 1):
+                # when Redis dies with tasks delivered and unacknowledged, and comes back on the same port
+                private_redis.kill()
+                restarted_at = time.time()
+                private_redis.start()
+
+                # then the worker reconnects and goes on consuming, rather than exiting
+                wait_until(
+                    lambda since=restarted_at: worker_consumes_again(private_redis, worker, since),
+                    timeout=90,
+                    what=f"the worker to consume again after restart {restart}",
+                )
+                assert worker.poll() is None, f"worker died at restart {restart}:\n{log_path.read_text()[-3000:]}"
+
+        # and a task sent after the last restart runs: beat's heartbeat task, which readiness reads
+        private_redis.client().delete(BEAT_HEARTBEAT_KEY)
+        with celery_app.connection_for_write(private_redis.url) as connection:
+            celery_app.send_task("config.beat_heartbeat", queue="default", connection=connection)
+        wait_until(lambda: private_redis.client().get(BEAT_HEARTBEAT_KEY), timeout=30, what="the heartbeat task")
+        assert worker.poll() is None
+        assert "Unrecoverable error" not in log_path.read_text()
+    finally:
+        if worker.poll() is None:
+            worker.send_signal(signal.SIGTERM)
+            try:
+                worker.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                worker.kill()
