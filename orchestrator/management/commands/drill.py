@@ -11,6 +11,7 @@ import time
 from django.core.management.base import BaseCommand, CommandError
 
 from incidents.models import EscalationPolicy
+from incidents.selectors import policy_by_reference
 from orchestrator.drills import drill_report, start_drill
 
 
@@ -22,8 +23,7 @@ class Command(BaseCommand):
         parser.add_argument("--timeout", type=float, default=180.0, help="seconds to wait for the outcome")
 
     def handle(self, *args, policy: str, timeout: float, **options):
-        lookup = {"pk": int(policy)} if policy.isdigit() else {"name": policy}
-        found = EscalationPolicy.objects.filter(**lookup).first()
+        found = policy_by_reference(policy)
         if found is None:
             names = ", ".join(EscalationPolicy.objects.values_list("name", flat=True)) or "none"
             raise CommandError(f"No escalation policy {policy!r}. Policies: {names}.")
