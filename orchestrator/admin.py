@@ -7,6 +7,7 @@ engine (orchestrator). The model stays incidents.Incident, so its admin URL and 
 
 from django.contrib import admin, messages
 
+from accounts.admin import ReadOnlyAdmin
 from accounts.audit import actor_name
 from config.errors import DomainError
 from incidents import services
@@ -93,7 +94,7 @@ class AlertInline(ReadOnlyInline):
 
 
 @admin.register(Incident)
-class IncidentAdmin(admin.ModelAdmin):
+class IncidentAdmin(ReadOnlyAdmin):
     list_display = (
         "id",
         "summary",
@@ -128,18 +129,10 @@ class IncidentAdmin(admin.ModelAdmin):
     inlines = [CallAttemptInline, IncidentEventInline, AlertInline]
     actions = ["acknowledge_selected", "resolve_selected", "escalate_selected"]
 
-    # The engine owns a live incident's row: a full-row save from a form opened a minute ago would
-    # revert what the engine wrote since (state, step, deadline). Incidents open through the
-    # ingestion service (the API, or an alert), and change only through the actions below, which
-    # call the services (and so the audit log). The page is read-only.
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
+    # Read-only (ReadOnlyAdmin): the engine owns a live incident's row, and a full-row save from a
+    # form opened a minute ago would revert what the engine wrote since (state, step, deadline).
+    # Incidents open through the ingestion service (the API, or an alert), and change only through
+    # the actions below, which call the services (and so the audit log).
 
     def _run(self, request, queryset, action, done: str) -> None:
         actor = actor_name(request.user)
