@@ -1,0 +1,146 @@
+"""Faults in the middle of escalations, with real processes: the worker is killed with SIGKILL while
+it places calls, and Redis (the broker) is killed and started again empty, losing every queued
+message. Afterwards nothing is lost, no attempt is dialed twice, and no contact is skipped: every
+incident's primary is rung once, then its secondary, who acknowledges.
+
+The test process (its live server answering the carrier's webhooks) and the worker processes share
+a private Redis that the test can kill; the carrier simulator plays the calls.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+
+from config.celery import app as celery_app
+from incidents.models import Incident
+from incidents.services import open_incident
+from orchestrator.models import AttemptStatus, CallAttempt
+from tests import factories
+from tests.config.test_broker_restart import PrivateRedis
+from tests.escalation.test_worker_crash import database_url_for_subprocess
+from tests.helpers import wait_until
+
+pytestmark = pytest.mark.e2e
+
+PROJECT_DIR = Path(__file__).resolve().parents[2]
+INCIDENTS = 6
+
+
+@pytest.fixture
+def private_broker(settings):
+    """A Redis of this test's own for the broker and the breaker, used by this process too."""
+    server = PrivateRedis()
+    server.start()
+    real_broker = celery_app.conf.broker_url
+    celery_app.conf.broker_url = server.url
+    settings.REDIS_URL = server.url
+    settings.CELERY_BROKER_URL = server.url
+    # the live server in this process handles the carrier's callbacks: the same short timers
+    settings.DIAL_GRACE_SECONDS = 1
+    settings.DIAL_RESEND_SECONDS = 2
+    settings.KEYPRESS_GRACE_SECONDS = 0.5
+    yield server
+    celery_app.conf.broker_url = real_broker
+    server.kill()
+
+
+def start_worker(broker: PrivateRedis, log_path: Path) -> subprocess.Popen:
+    """A worker process with beat in it, on the private broker, with short timers."""
+    env = {
+        **os.environ,
+        "DATABASE_URL": database_url_for_subprocess(),
+        "REDIS_URL": broker.url,
+        "CELERY_BROKER_URL": broker.url,
+        "CELERY_RESULT_BACKEND": broker.url,
+        "DEBUG": "false",
+        "SECRET_KEY": settings.SECRET_KEY,
+        "VOICE_PROVIDER": "twilio",
+        "TWILIO_ACCOUNT_SID": settings.TWILIO_ACCOUNT_SID,
+        "TWILIO_AUTH_TOKEN": settings.TWILIO_AUTH_TOKEN,
+        "TWILIO_FROM_NUMBER": settings.TWILIO_FROM_NUMBER,
+        "TWILIO_API_BASE_URL": settings.TWILIO_API_BASE_URL,
+        "PUBLIC_BASE_URL": settings.PUBLIC_BASE_URL,
+        "DIAL_GRACE_SECONDS": "1",
+        "DIAL_RESEND_SECONDS": "2",
+        "KEYPRESS_GRACE_SECONDS": "0.5",
+        "ESCALATION_SWEEP_SECONDS": "0.5",
+        "LOG_LEVEL": "WARNING",
+    }
+    command = [sys.executable, "-m", "celery", "-A", "config", "worker", "--pool", "prefork", "--concurrency", "2"]
+    command += ["-Q", ",".join(queue.name for queue in celery_app.conf.task_queues), "--loglevel", "WARNING"]
+    command += ["--without-mingle", "--beat", "--hostname", f"fault-{os.getpid()}-{log_path.stem}@%h"]
+    log = log_path.open("w")
+    return subprocess.Popen(
+        command, cwd=PROJECT_DIR, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+    )
+
+
+def kill(process: subprocess.Popen, sig: int = signal.SIGKILL) -> None:
+    if process.poll() is None:
+        os.killpg(process.pid, sig)
+        process.wait(timeout=30)
+
+
+def token_of(call) -> str:
+    return str(call.params.get("Url", "")).rstrip("/").rsplit("/", 1)[-1]
+
+
+def test_a_killed_worker_and_a_restarted_empty_broker_lose_nothing_and_dial_nothing_twice(
+    simulator, private_broker, transactional_db, tmp_path
+):
+    # given six incidents whose primary will not answer and whose secondary presses 1
+    pairs = []
+    for n in range(INCIDENTS):
+        primary, secondary = factories.contact(f"Kim{n}", 3), factories.contact(f"Lee{n}", 1)
+        policy = factories.policy(primary, secondary, name=f"team-{n}", is_default=False, max_attempts=4)
+        pairs.append((primary, secondary, policy))
+    first_worker = start_worker(private_broker, tmp_path / "first.log")
+    try:
+        incidents = [
+            open_incident(summary=f"장애 {n}", dedup_key=f"fault-{n}", policy=policy).incident
+            for n, (_, _, policy) in enumerate(pairs)
+        ]
+        simulator.wait_for_calls(2, timeout=60)
+
+        # when the worker is killed mid-escalation, and Redis dies and comes back empty
+        kill(first_worker)
+    finally:
+        kill(first_worker)
+    private_broker.kill()
+    private_broker.start()
+    unfinished = Incident.objects.filter(pk__in=[i.pk for i in incidents]).exclude(state="acknowledged").count()
+    assert unfinished > 0, "the faults came after every escalation had ended: the test proves nothing"
+    print(f"fault hit {unfinished} of {INCIDENTS} escalations; {len(simulator.calls)} call(s) placed before it")
+
+    # and a new worker (with beat) starts on the empty broker
+    second_worker = start_worker(private_broker, tmp_path / "second.log")
+    try:
+        # then every incident is acknowledged by its secondary
+        wait_until(
+            lambda: all(Incident.objects.get(pk=i.pk).state == "acknowledged" for i in incidents),
+            timeout=120,
+            what="every incident acknowledged after the faults",
+        )
+    finally:
+        kill(second_worker, signal.SIGTERM)
+    simulator.wait_until_idle()
+
+    # and no attempt was dialed twice
+    tokens = Counter(token_of(call) for call in simulator.calls if call.sid)
+    assert tokens and max(tokens.values()) == 1, tokens
+    for incident, (primary, secondary, _) in zip(incidents, pairs, strict=True):
+        attempts = list(CallAttempt.objects.filter(incident=incident).order_by("step"))
+        # and no contact was skipped: the primary was rung (once), then the secondary, who pressed 1
+        assert [attempt.to_number for attempt in attempts] == [primary.phone, secondary.phone]
+        assert all(attempt.status != AttemptStatus.CANCELED for attempt in attempts)
+        called = [call.to for call in simulator.calls if call.sid and token_of(call) in {a.token for a in attempts}]
+        assert called == [primary.phone, secondary.phone]
+        assert Incident.objects.get(pk=incident.pk).acknowledged_by.startswith(f"contact:{secondary.name}")
