@@ -24,12 +24,15 @@ from incidents.serializers import (
     IncidentFilterIn,
     IncidentOut,
     IngestOut,
+    PolicyIn,
+    PolicyOut,
 )
 
 CanPostAlerts = scope_or_role(Scope.ALERTS_WRITE, Role.SUPERVISOR)
 CanReadIncidents = scope_or_role(Scope.INCIDENTS_READ, Role.VIEWER)
 CanHandleIncidents = scope_or_role(Scope.INCIDENTS_WRITE, Role.AGENT)
 CanManageContacts = read_write(Scope.INCIDENTS_READ, Role.VIEWER, Scope.POLICIES_WRITE, Role.SUPERVISOR)
+CanManagePolicies = read_write(Scope.INCIDENTS_READ, Role.VIEWER, Scope.POLICIES_WRITE, Role.SUPERVISOR)
 
 POLICY_PARAM = OpenApiParameter("policy", str, description="escalation policy id or name (else the default)")
 
@@ -155,3 +158,46 @@ class ContactDetailApi(APIView):
         serializer.is_valid(raise_exception=True)
         updated = services.update_contact(contact, actor=request.user, **serializer.validated_data)
         return Response(ContactDetailOut(updated).data)
+
+
+def _policy_changes(data: dict) -> dict:
+    """Validated input as service arguments: contact ids become contacts, in the order given."""
+    changes = dict(data)
+    if "contacts" in changes:
+        changes["contacts"] = selectors.contacts_by_ids(changes["contacts"])
+    return changes
+
+
+class PolicyListApi(APIView):
+    permission_classes = [CanManagePolicies]
+
+    @extend_schema(summary="List escalation policies", responses=PolicyOut(many=True))
+    def get(self, request):
+        return Response(PolicyOut(selectors.policy_list(), many=True).data)
+
+    @extend_schema(summary="Create an escalation policy", request=PolicyIn, responses={201: PolicyOut})
+    def post(self, request):
+        serializer = PolicyIn(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        policy = services.create_policy(actor=request.user, **_policy_changes(serializer.validated_data))
+        return Response(PolicyOut(selectors.policy_detail(policy.pk)).data, status=status.HTTP_201_CREATED)
+
+
+class PolicyDetailApi(APIView):
+    permission_classes = [CanManagePolicies]
+
+    @extend_schema(summary="Read an escalation policy and its call order", responses=PolicyOut)
+    def get(self, request, policy_id: int):
+        return Response(PolicyOut(selectors.policy_detail(policy_id)).data)
+
+    @extend_schema(
+        summary="Change an escalation policy (contacts, when sent, replace the call order)",
+        request=PolicyIn(partial=True),
+        responses=PolicyOut,
+    )
+    def patch(self, request, policy_id: int):
+        policy = selectors.policy_detail(policy_id)
+        serializer = PolicyIn(data=request.data, partial=True)
+        serializer.is_valid(raise_exception=True)
+        services.update_policy(policy, actor=request.user, **_policy_changes(serializer.validated_data))
+        return Response(PolicyOut(selectors.policy_detail(policy_id)).data)

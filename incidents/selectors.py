@@ -6,8 +6,8 @@ import re
 
 from django.db.models import Prefetch, QuerySet
 
-from config.errors import NotFound
-from incidents.models import Contact, EscalationPolicy, Incident, IncidentEvent
+from config.errors import InvalidInput, NotFound
+from incidents.models import Contact, EscalationPolicy, Incident, IncidentEvent, PolicyContact
 
 
 def contact_list() -> QuerySet[Contact]:
@@ -19,6 +19,32 @@ def contact_detail(contact_id: int) -> Contact:
     if contact is None:
         raise NotFound(f"Contact {contact_id} does not exist.")
     return contact
+
+
+def _policies() -> QuerySet[EscalationPolicy]:
+    members = PolicyContact.objects.select_related("contact").order_by("position", "pk")
+    return EscalationPolicy.objects.prefetch_related(Prefetch("members", queryset=members))
+
+
+def policy_list() -> QuerySet[EscalationPolicy]:
+    return _policies().order_by("name", "pk")
+
+
+def policy_detail(policy_id: int) -> EscalationPolicy:
+    policy = _policies().filter(pk=policy_id).first()
+    if policy is None:
+        raise NotFound(f"Escalation policy {policy_id} does not exist.")
+    return policy
+
+
+def contacts_by_ids(contact_ids: list[int]) -> list[Contact]:
+    """The contacts in the order of `contact_ids`; an unknown id is a 400 naming it."""
+    found = Contact.objects.in_bulk(contact_ids)
+    missing = [contact_id for contact_id in contact_ids if contact_id not in found]
+    if missing:
+        names = ", ".join(str(contact_id) for contact_id in missing)
+        raise InvalidInput(f"No contact with id {names}.", fields={"contacts": f"unknown contact id {names}"})
+    return [found[contact_id] for contact_id in contact_ids]
 
 
 def policy_by_reference(reference: str | int) -> EscalationPolicy | None:

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import json
 
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from config.pagination import limit_field, offset_field
 from config.text import clean_text
-from incidents.models import E164, Alert, Contact, Incident, IncidentState, Language, Severity
+from incidents.models import E164, Alert, Contact, EscalationPolicy, Incident, IncidentState, Language, Severity
 
 SEVERITY_ALIASES = {
     "critical": Severity.CRITICAL,
@@ -154,6 +155,57 @@ class ContactDetailOut(serializers.ModelSerializer):
     class Meta:
         model = Contact
         fields = ["id", "name", "phone", "language", "preferred_provider", "active", "created_at", "updated_at"]
+
+
+class PolicyIn(serializers.ModelSerializer):
+    """A policy's settings and its call order: `contacts` is a list of contact ids, first called first."""
+
+    contacts = serializers.ListField(
+        child=serializers.IntegerField(min_value=1),
+        allow_empty=False,
+        max_length=50,
+        help_text="contact ids in call order (the first is the primary); each at most once",
+    )
+
+    class Meta:
+        model = EscalationPolicy
+        fields = ["name", "contacts", "max_attempts", "ring_timeout_seconds", "pause_seconds", "message_repeats"]
+        fields += ["is_default"]
+        # Uniqueness (the name, one default) is the service's: it unmarks the old default first.
+        extra_kwargs = {"name": {"validators": []}, "is_default": {"validators": []}}
+        validators = []
+
+    def validate_contacts(self, value: list[int]) -> list[int]:
+        twice = sorted({contact_id for contact_id in value if value.count(contact_id) > 1})
+        if twice:
+            listed = ", ".join(str(contact_id) for contact_id in twice)
+            raise serializers.ValidationError(
+                f"Contact {listed} is listed more than once; list each contact once (calls go round the list)."
+            )
+        return value
+
+
+class PolicyMemberOut(serializers.Serializer):
+    position = serializers.IntegerField(help_text="1 is called first")
+    id = serializers.IntegerField(source="contact.id")
+    name = serializers.CharField(source="contact.name")
+    phone = serializers.CharField(source="contact.phone")
+    active = serializers.BooleanField(source="contact.active")
+
+
+class PolicyOut(serializers.ModelSerializer):
+    contacts = serializers.SerializerMethodField()
+
+    class Meta:
+        model = EscalationPolicy
+        fields = ["id", "name", "contacts", "max_attempts", "ring_timeout_seconds", "pause_seconds"]
+        fields += ["message_repeats", "is_default", "created_at", "updated_at"]
+
+    @extend_schema_field(PolicyMemberOut(many=True))
+    def get_contacts(self, policy: EscalationPolicy) -> list[dict]:
+        members = policy.members.all()
+        rows = [{"position": index, "contact": member.contact} for index, member in enumerate(members, start=1)]
+        return PolicyMemberOut(rows, many=True).data
 
 
 class ContactOut(serializers.ModelSerializer):

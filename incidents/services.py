@@ -121,18 +121,70 @@ def update_contact(contact: Contact, *, actor: Any = None, **fields: Any) -> Con
 
 
 @transaction.atomic
-def create_policy(*, name: str, contacts: list[Contact], is_default: bool = False, **options: Any) -> EscalationPolicy:
-    if not contacts:
-        raise InvalidInput("A policy needs at least one contact.", fields={"contacts": "required"})
+def create_policy(
+    *, name: str, contacts: list[Contact], is_default: bool = False, actor: Any = None, **options: Any
+) -> EscalationPolicy:
+    """A policy calling `contacts` in the order given (the first is the primary)."""
+    _check_contact_order(contacts)
     if is_default:
         EscalationPolicy.objects.filter(is_default=True).update(is_default=False)
     policy = EscalationPolicy(name=name, is_default=is_default, **options)
     policy.full_clean()
     policy.save()
-    for position, contact in enumerate(contacts):
-        PolicyContact.objects.create(policy=policy, contact=contact, position=position)
-    audit.record(AuditAction.POLICY_CHANGED, target=f"policy:{policy.name}", data={"created": True})
+    _set_contact_order(policy, contacts)
+    audit.record(AuditAction.POLICY_CHANGED, actor=actor, target=f"policy:{policy.name}", data={"created": True})
     return policy
+
+
+POLICY_FIELDS = ("name", "max_attempts", "ring_timeout_seconds", "pause_seconds", "message_repeats", "is_default")
+
+
+@transaction.atomic
+def update_policy(
+    policy: EscalationPolicy, *, actor: Any = None, contacts: list[Contact] | None = None, **fields: Any
+) -> EscalationPolicy:
+    """Changes a policy's settings and, when `contacts` is given, its call order (replaced whole).
+
+    Incidents already ringing follow the new order from their next call on. Marking a policy default
+    unmarks the previous default in the same transaction."""
+    unknown = sorted(set(fields) - set(POLICY_FIELDS))
+    if unknown:
+        raise InvalidInput(f"Unknown policy fields: {', '.join(unknown)}.", fields=dict.fromkeys(unknown, "unknown"))
+    policy = EscalationPolicy.objects.select_for_update().get(pk=policy.pk)
+    if contacts is not None:
+        _check_contact_order(contacts)
+    if fields.get("is_default"):
+        EscalationPolicy.objects.filter(is_default=True).exclude(pk=policy.pk).update(is_default=False)
+    for name, value in fields.items():
+        setattr(policy, name, value)
+    policy.full_clean()
+    policy.save()
+    if contacts is not None:
+        _set_contact_order(policy, contacts)
+    changed = sorted([*fields, *(["contacts"] if contacts is not None else [])])
+    audit.record(AuditAction.POLICY_CHANGED, actor=actor, target=f"policy:{policy.name}", data={"fields": changed})
+    return policy
+
+
+def _check_contact_order(contacts: list[Contact]) -> None:
+    if not contacts:
+        raise InvalidInput("A policy needs at least one contact.", fields={"contacts": "required"})
+    seen: set[int] = set()
+    for contact in contacts:
+        if contact.pk in seen:
+            raise InvalidInput(
+                f"Contact {contact.pk} is listed twice; a policy lists each contact once (calls go round the list).",
+                fields={"contacts": f"contact {contact.pk} is listed twice"},
+            )
+        seen.add(contact.pk)
+
+
+def _set_contact_order(policy: EscalationPolicy, contacts: list[Contact]) -> None:
+    """Positions follow the list: the first contact is called first."""
+    PolicyContact.objects.filter(policy=policy).delete()
+    PolicyContact.objects.bulk_create(
+        PolicyContact(policy=policy, contact=contact, position=position) for position, contact in enumerate(contacts)
+    )
 
 
 def ensure_seed_policy() -> EscalationPolicy | None:
