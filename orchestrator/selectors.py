@@ -19,6 +19,7 @@ class CallScript:
     language: str
     repeats: int
     still_triggered: bool
+    scripted: bool = True  # the alert came with its own tts_text (else the summary is read, after a preamble)
 
 
 # What new_attempt_token() makes (secrets.token_urlsafe), within the column's 64 characters.
@@ -44,6 +45,7 @@ def call_script(token: str) -> CallScript | None:
         language=attempt.contact.language,
         repeats=incident.policy.message_repeats,
         still_triggered=incident.state == IncidentState.TRIGGERED,
+        scripted=bool(speech_text(incident.tts_text)),
     )
 
 

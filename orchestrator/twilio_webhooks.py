@@ -103,7 +103,7 @@ def voice(request: HttpRequest, token: str) -> HttpResponse:
     gather = response.gather(
         num_digits=1, action=_url("gather", token, round_number), method="POST", timeout=GATHER_TIMEOUT_SECONDS
     )
-    _say(gather, prompts.alert(script.text), script.language)
+    _say(gather, prompts.alert(script.text, scripted=script.scripted), script.language)
     if round_number < script.repeats:
         response.redirect(_url("voice", token, round_number + 1), method="POST")
     else:

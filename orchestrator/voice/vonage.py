@@ -67,12 +67,12 @@ def message_ncco(token: str, script: CallScript, round_number: int, *, preface: 
     prompts = prompts_for(script.language)
     if not script.still_triggered:
         return [talk(prompts.already_handled, script.language)]
-    menu = f" {prompts.menu}"
-    room = MAX_TALK_CHARACTERS - len(menu) - (len(preface) + 1 if preface else 0)
     alert = script.text.strip()
-    if len(alert) > room:
+    before = " ".join(part for part in (preface, prompts.opening(scripted=script.scripted)) if part)
+    room = MAX_TALK_CHARACTERS - len(prompts.menu) - 1 - (len(before) + 1 if before else 0)
+    if len(alert) > room:  # cut: the alert's own press-1 ending is gone, so the full menu follows
         alert = alert[: room - 1].rstrip() + "…"
-    text = f"{preface} {alert}{menu}" if preface else f"{alert}{menu}"
+    text = " ".join(part for part in (before, alert, prompts.menu_for(alert)) if part)
     listen = Input(
         type=["dtmf"],
         dtmf={"maxDigits": 1, "timeOut": INPUT_TIMEOUT_SECONDS},
