@@ -386,8 +386,11 @@ def lock_incident(incident_id: int) -> Incident:
         raise NotFound(f"Incident {incident_id} does not exist.") from None
 
 
-def acknowledge_locked(incident: Incident, *, actor: str, message: str = "", attempt: Any = None) -> bool:
-    """Stops the escalation. Returns False when it was already acknowledged (idempotent)."""
+def acknowledge_locked(
+    incident: Incident, *, actor: str, message: str = "", attempt: Any = None, via: str = ""
+) -> bool:
+    """Stops the escalation. Returns False when it was already acknowledged (idempotent). `via` is the
+    channel it came through (API, admin, phone), kept on the timeline row."""
     if incident.state == IncidentState.ACKNOWLEDGED:
         return False
     if not can_transition(incident.state, IncidentState.ACKNOWLEDGED):
@@ -397,7 +400,8 @@ def acknowledge_locked(incident: Incident, *, actor: str, message: str = "", att
     incident.acknowledged_by = actor[:200]
     incident.next_action_at = None
     incident.save(update_fields=["state", "acknowledged_at", "acknowledged_by", "next_action_at", "updated_at"])
-    record_event(incident, EventKind.ACKNOWLEDGED, actor=actor, message=message, attempt=attempt)
+    via_data = {"via": via} if via else None
+    record_event(incident, EventKind.ACKNOWLEDGED, actor=actor, message=message, attempt=attempt, data=via_data)
     audit.record(
         AuditAction.INCIDENT_ACKNOWLEDGED, actor=actor, target=f"incident:{incident.pk}", data={"how": message}
     )
@@ -405,30 +409,31 @@ def acknowledge_locked(incident: Incident, *, actor: str, message: str = "", att
     return True
 
 
-def acknowledge(incident_id: int, *, actor: str) -> Incident:
+def acknowledge(incident_id: int, *, actor: str, via: str = "API") -> Incident:
+    """`via` names the channel on the timeline ("acknowledged through the admin")."""
     with transaction.atomic():
         incident = lock_incident(incident_id)
-        acknowledge_locked(incident, actor=actor, message="acknowledged through the API")
+        acknowledge_locked(incident, actor=actor, message=f"acknowledged through the {via}", via=via)
     return incident
 
 
-def _resolve_locked(incident: Incident, *, actor: str, message: str) -> bool:
+def _resolve_locked(incident: Incident, *, actor: str, message: str, via: str = "") -> bool:
     if incident.state == IncidentState.RESOLVED:
         return False
     incident.state = IncidentState.RESOLVED
     incident.resolved_at = timezone.now()
     incident.next_action_at = None
     incident.save(update_fields=["state", "resolved_at", "next_action_at", "updated_at"])
-    record_event(incident, EventKind.RESOLVED, actor=actor, message=message)
+    record_event(incident, EventKind.RESOLVED, actor=actor, message=message, data={"via": via} if via else None)
     audit.record(AuditAction.INCIDENT_RESOLVED, actor=actor, target=f"incident:{incident.pk}", data={"how": message})
     _notify(incident, "incident.resolved")
     return True
 
 
-def resolve(incident_id: int, *, actor: str) -> Incident:
+def resolve(incident_id: int, *, actor: str, via: str = "API") -> Incident:
     with transaction.atomic():
         incident = lock_incident(incident_id)
-        _resolve_locked(incident, actor=actor, message="resolved through the API")
+        _resolve_locked(incident, actor=actor, message=f"resolved through the {via}", via=via)
     return incident
 
 

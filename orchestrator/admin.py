@@ -6,12 +6,20 @@ engine (orchestrator). The model stays incidents.Incident, so its admin URL and 
 (accounts/rights.py, keyed by app_label.model) are unchanged."""
 
 from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
+from django.db.models import OuterRef, Subquery
+from django.http import HttpResponseNotAllowed, HttpResponseRedirect
+from django.urls import path, reverse
+from django.utils.html import format_html, format_html_join
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from accounts.admin import ReadOnlyAdmin
 from accounts.audit import actor_name
 from config.errors import DomainError
 from incidents import services
-from incidents.models import Alert, Incident, IncidentEvent
+from incidents.models import Alert, Incident, IncidentState
+from orchestrator.admin_display import call_outcome, drill_badge, duration, state_badge, timeline, when
 from orchestrator.models import CallAttempt
 from orchestrator.services import escalate_now
 
@@ -55,104 +63,270 @@ class ReadOnlyInline(admin.TabularInline):
 
 class CallAttemptInline(ReadOnlyInline):
     model = CallAttempt
-    fields = (
-        "step",
-        "contact",
-        "to_number",
-        "provider",
-        "status",
-        "answered_by",
-        "digits",
-        "error",
-        "dialed_at",
-        "ended_at",
-    )
+    verbose_name = gettext_lazy("call")
+    verbose_name_plural = gettext_lazy("calls")
+    fields = ("step", "contact", "to_number", "provider", "outcome", "error", "dialed", "ended")
     readonly_fields = fields
     ordering = ("step",)
 
+    @admin.display(description=gettext_lazy("Outcome"))
+    def outcome(self, attempt: CallAttempt) -> str:
+        return call_outcome(attempt)
 
-class IncidentEventInline(ReadOnlyInline):
-    model = IncidentEvent
-    fields = ("at", "kind", "actor", "message", "call")
-    readonly_fields = fields
-    ordering = ("at", "pk")
-    verbose_name_plural = "timeline"
+    @admin.display(description=gettext_lazy("Dialed"))
+    def dialed(self, attempt: CallAttempt) -> str:
+        return when(attempt.dialed_at)
 
-    @admin.display(description="call")
-    def call(self, event: IncidentEvent) -> str:
-        """The timeline row's call, by its step ("call 2"); the record keeps only the attempt's id."""
-        if event.attempt_id is None:
-            return "-"
-        step = CallAttempt.objects.filter(pk=event.attempt_id).values_list("step", flat=True).first()
-        return f"call {step}" if step is not None else f"attempt {event.attempt_id} (gone)"
+    @admin.display(description=gettext_lazy("Ended"))
+    def ended(self, attempt: CallAttempt) -> str:
+        return when(attempt.ended_at)
 
 
 class AlertInline(ReadOnlyInline):
     model = Alert
+    classes = ("collapse",)
     fields = ("received_at", "source", "status", "received_by", "payload")
     readonly_fields = fields
 
 
 @admin.register(Incident)
 class IncidentAdmin(ReadOnlyAdmin):
+    """The page a lead watches: state in colour, who is being called and when the next call goes,
+    the timeline in words, and actions that say per incident what they did."""
+
     list_display = (
-        "id",
-        "summary",
-        "severity",
-        "state",
-        "is_drill",
-        "current_step",
-        "source",
-        "created_at",
+        "number",
+        "summary_with_drill",
+        "state_badge",
+        "policy",
+        "calling_now",
+        "next_call",
+        "acknowledged_by_person",
+        "time_to_acknowledge",
+        "opened",
     )
-    list_filter = ("is_drill", "state", "severity", "source", "policy")
+    list_display_links = ("number", "summary_with_drill")
+    list_filter = ("state", "is_drill", "severity", "source", "policy")
+    list_select_related = ("policy",)
     search_fields = ("summary", "dedup_key", "acknowledged_by")
     date_hierarchy = "created_at"
+    fieldsets = (
+        (
+            None,
+            {
+                "fields": (
+                    "state_badge",
+                    "summary_with_drill",
+                    "policy",
+                    "calling_now",
+                    "next_call",
+                    "acknowledged_by_person",
+                    "time_to_acknowledge",
+                    "exhausted_reason",
+                )
+            },
+        ),
+        (gettext_lazy("Timeline"), {"fields": ("timeline",)}),
+        (
+            gettext_lazy("Details"),
+            {
+                "classes": ("collapse",),
+                "fields": (
+                    "tts_text",
+                    "severity",
+                    "source",
+                    "dedup_key",
+                    "current_step",
+                    "opened",
+                    "resolved",
+                ),
+            },
+        ),
+    )
     readonly_fields = (
-        "summary",
+        "state_badge",
+        "summary_with_drill",
+        "policy",
+        "calling_now",
+        "next_call",
+        "acknowledged_by_person",
+        "time_to_acknowledge",
+        "exhausted_reason",
+        "timeline",
         "tts_text",
         "severity",
-        "policy",
-        "is_drill",
-        "state",
-        "exhausted_reason",
-        "current_step",
-        "next_action_at",
-        "acknowledged_at",
-        "acknowledged_by",
-        "resolved_at",
-        "created_at",
-        "updated_at",
         "source",
         "dedup_key",
+        "current_step",
+        "opened",
+        "resolved",
     )
-    inlines = [CallAttemptInline, IncidentEventInline, AlertInline]
+    inlines = [CallAttemptInline, AlertInline]
     actions = ["acknowledge_selected", "resolve_selected", "escalate_selected"]
+
+    class Media:
+        css = {"all": ("oncall/admin.css",)}
+        js = ("oncall/refresh.js",)
 
     # Read-only (ReadOnlyAdmin): the engine owns a live incident's row, and a full-row save from a
     # form opened a minute ago would revert what the engine wrote since (state, step, deadline).
     # Incidents open through the ingestion service (the API, or an alert), and change only through
-    # the actions below, which call the services (and so the audit log).
+    # the actions, which call the services (and so the audit log).
 
-    def _run(self, request, queryset, action, done: str) -> None:
+    def get_queryset(self, request):
+        calling = CallAttempt.objects.filter(incident=OuterRef("pk"), step=OuterRef("current_step"))
+        return super().get_queryset(request).annotate(calling_name=Subquery(calling.values("contact__name")[:1]))
+
+    # --- columns ----------------------------------------------------------------------------------
+
+    @admin.display(description=gettext_lazy("#"), ordering="pk")
+    def number(self, incident: Incident) -> str:
+        return f"#{incident.pk}"
+
+    @admin.display(description=gettext_lazy("Summary"), ordering="summary")
+    def summary_with_drill(self, incident: Incident):
+        if incident.is_drill:
+            return format_html("{} {}", drill_badge(), incident.summary)
+        return incident.summary
+
+    @admin.display(description=gettext_lazy("State"), ordering="state")
+    def state_badge(self, incident: Incident):
+        return state_badge(incident)
+
+    @admin.display(description=gettext_lazy("Calling now"))
+    def calling_now(self, incident: Incident) -> str:
+        if incident.state != IncidentState.TRIGGERED:
+            return "—"
+        name = getattr(incident, "calling_name", None)
+        return _("%(name)s (call %(step)d)") % {"name": name, "step": incident.current_step} if name else "—"
+
+    @admin.display(description=gettext_lazy("Next call at"), ordering="next_action_at")
+    def next_call(self, incident: Incident) -> str:
+        if incident.state != IncidentState.TRIGGERED:
+            return "—"
+        return when(incident.next_action_at)
+
+    @admin.display(description=gettext_lazy("Acknowledged by"), ordering="acknowledged_by")
+    def acknowledged_by_person(self, incident: Incident) -> str:
+        return incident.acknowledged_by.removeprefix("user:") or "—"
+
+    @admin.display(description=gettext_lazy("Time to acknowledge"))
+    def time_to_acknowledge(self, incident: Incident) -> str:
+        if incident.acknowledged_at is None:
+            return "—"
+        return duration(incident.acknowledged_at - incident.created_at)
+
+    @admin.display(description=gettext_lazy("Opened"), ordering="created_at")
+    def opened(self, incident: Incident) -> str:
+        return when(incident.created_at, with_date=True)
+
+    @admin.display(description=gettext_lazy("Resolved"), ordering="resolved_at")
+    def resolved(self, incident: Incident) -> str:
+        return when(incident.resolved_at, with_date=True)
+
+    @admin.display(description=gettext_lazy("Timeline"))
+    def timeline(self, incident: Incident):
+        head = format_html(
+            "<tr><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th></tr>",
+            _("When"),
+            _("What"),
+            _("Who"),
+            _("Channel"),
+            _("Call"),
+        )
+        rows = format_html_join(
+            "",
+            '<tr><td class="oc-when">{}</td><td><strong>{}</strong> {}</td><td>{}</td><td>{}</td><td>{}</td></tr>',
+            ((row.at, row.what, row.detail, row.who, row.channel, row.call) for row in timeline(incident)),
+        )
+        return format_html('<table class="oc-timeline"><thead>{}</thead><tbody>{}</tbody></table>', head, rows)
+
+    # --- actions ----------------------------------------------------------------------------------
+
+    def _each(self, request, queryset, act) -> None:
+        """One message per incident, saying what happened to it."""
         actor = actor_name(request.user)
-        count = 0
-        for incident in queryset:
+        for incident_id in queryset.order_by("pk").values_list("pk", flat=True):
             try:
-                action(incident.pk, actor=actor)
-                count += 1
+                text, done = act(incident_id, actor)
             except DomainError as exc:
-                self.message_user(request, f"#{incident.pk}: {exc.message}", level=messages.WARNING)
-        self.message_user(request, f"{done} {count} incident(s).")
+                text, done = _("#%(id)d: %(why)s; nothing done") % {"id": incident_id, "why": exc.message}, False
+            self.message_user(request, text, level=messages.SUCCESS if done else messages.WARNING)
 
-    @admin.action(description="Acknowledge (stop calling)")
+    @admin.action(description=gettext_lazy("Acknowledge (stop calling)"))
     def acknowledge_selected(self, request, queryset):
-        self._run(request, queryset, services.acknowledge, "Acknowledged")
+        self._each(request, queryset, acknowledge_one)
 
-    @admin.action(description="Resolve")
+    @admin.action(description=gettext_lazy("Resolve"))
     def resolve_selected(self, request, queryset):
-        self._run(request, queryset, services.resolve, "Resolved")
+        self._each(request, queryset, resolve_one)
 
-    @admin.action(description="Escalate now (call the next contact)")
+    @admin.action(description=gettext_lazy("Escalate now (call the next contact)"))
     def escalate_selected(self, request, queryset):
-        self._run(request, queryset, escalate_now, "Escalated")
+        self._each(request, queryset, escalate_one)
+
+    # --- the same actions as buttons on an incident's page ----------------------------------------
+
+    def get_urls(self):
+        own = [
+            path(
+                "<int:incident_id>/do/<str:what>/",
+                self.admin_site.admin_view(self.act_view),
+                name="incidents_incident_act",
+            )
+        ]
+        return own + super().get_urls()
+
+    def act_view(self, request, incident_id: int, what: str):
+        act = PAGE_ACTIONS.get(what)
+        if request.method != "POST" or act is None:
+            return HttpResponseNotAllowed(["POST"])
+        if not request.user.has_perm("incidents.change_incident"):
+            raise PermissionDenied
+        self._each(request, Incident.objects.filter(pk=incident_id), act)
+        return HttpResponseRedirect(reverse("admin:incidents_incident_change", args=[incident_id]))
+
+
+def _already(incident_id: int, state: str) -> str:
+    return _("#%(id)d was already %(state)s: nothing done") % {"id": incident_id, "state": IncidentState(state).label}
+
+
+def acknowledge_one(incident_id: int, actor: str) -> tuple[str, bool]:
+    before = Incident.objects.filter(pk=incident_id).values_list("state", flat=True).first()
+    if before in (IncidentState.ACKNOWLEDGED, IncidentState.RESOLVED):
+        return _already(incident_id, before), False
+    services.acknowledge(incident_id, actor=actor, via="admin")
+    return _("#%(id)d acknowledged: calls stopped") % {"id": incident_id}, True
+
+
+def resolve_one(incident_id: int, actor: str) -> tuple[str, bool]:
+    before = Incident.objects.filter(pk=incident_id).values_list("state", flat=True).first()
+    if before == IncidentState.RESOLVED:
+        return _already(incident_id, before), False
+    services.resolve(incident_id, actor=actor, via="admin")
+    return _("#%(id)d resolved") % {"id": incident_id}, True
+
+
+def escalate_one(incident_id: int, actor: str) -> tuple[str, bool]:
+    before = Incident.objects.filter(pk=incident_id).values_list("state", flat=True).first()
+    if before in (IncidentState.ACKNOWLEDGED, IncidentState.RESOLVED):
+        return (
+            _("#%(id)d is %(state)s: only a calling or exhausted incident escalates; nothing done")
+            % {"id": incident_id, "state": IncidentState(before).label},
+            False,
+        )
+    attempt = escalate_now(incident_id, actor=actor)
+    if attempt is not None:
+        words = _("a new round of calls started") if before == IncidentState.EXHAUSTED else _("escalated")
+        return (
+            _("#%(id)d %(words)s: calling %(name)s now (call %(step)d)")
+            % {"id": incident_id, "words": words, "name": attempt.contact.name, "step": attempt.step},
+            True,
+        )
+    after = Incident.objects.get(pk=incident_id)
+    if after.state == IncidentState.EXHAUSTED:
+        return _("#%(id)d: every call of this round was made, so it is now exhausted") % {"id": incident_id}, True
+    return _("#%(id)d: no new call was placed (%(state)s)") % {"id": incident_id, "state": after.state}, False
+
+
+PAGE_ACTIONS = {"acknowledge": acknowledge_one, "resolve": resolve_one, "escalate": escalate_one}
