@@ -44,10 +44,14 @@ ERROR_MESSAGES = {
 }
 
 
+# Pages people read in a browser keep Django's HTML error pages: the admin and the status pages.
+HTML_PAGE_PREFIXES = ("/admin/", "/status/")
+
+
 class JsonErrorPagesMiddleware:
     """Turns Django's HTML error pages (unknown route, wrong method, ...) into the API's JSON shape.
 
-    The admin keeps its HTML pages; everything else a machine may call answers JSON.
+    The admin and the status pages keep their HTML pages; everything else a machine may call answers JSON.
     """
 
     def __init__(self, get_response):
@@ -56,7 +60,7 @@ class JsonErrorPagesMiddleware:
     def __call__(self, request: HttpRequest) -> HttpResponse:
         response = self.get_response(request)
         status = response.status_code
-        if status not in ERROR_MESSAGES or request.path.startswith("/admin/"):
+        if status not in ERROR_MESSAGES or request.path.startswith(HTML_PAGE_PREFIXES):
             return response
         if response.get("Content-Type", "").startswith("application/json"):
             return response

@@ -68,6 +68,7 @@ INSTALLED_APPS = [
     "orchestrator",
     "recordings",
     "integrations",
+    "console",  # the status pages for responders (/status/)
 ]
 
 MIDDLEWARE = [

@@ -14,6 +14,7 @@ urlpatterns = [
     path("healthz", HealthzApi.as_view(), name="healthz"),
     path("readyz", ReadyzApi.as_view(), name="readyz"),
     path("admin/", admin.site.urls),
+    path("status/", include("console.urls")),
     path("api/v1/", include(api_v1)),
     path("webhook/", include("orchestrator.seed_urls")),
     path("webhooks/", include("orchestrator.urls")),

@@ -10,11 +10,12 @@ from __future__ import annotations
 from django.views import defaults
 
 from config.errors import json_error
-from config.middleware import ERROR_MESSAGES
+from config.middleware import ERROR_MESSAGES, HTML_PAGE_PREFIXES
 
 
 def _is_admin(request) -> bool:
-    return request.path.startswith("/admin/")
+    """The admin and the status pages: people in a browser."""
+    return request.path.startswith(HTML_PAGE_PREFIXES)
 
 
 def bad_request(request, exception, *args, **kwargs):

@@ -35,6 +35,8 @@ def missing_permission(callback) -> str | None:
         return None
     if getattr(callback, "carrier_webhook", None):
         return None  # verified by the carrier's signature
+    if getattr(callback, "page_permission", None):
+        return None  # a server-rendered page: console.access.person_page / public_page
     module = getattr(callback, "__module__", "")
     if module.startswith("django.contrib.admin") or getattr(callback, "admin_site", None):
         return None  # the admin site checks staff access (ADMIN and above)
