@@ -19,6 +19,7 @@ from accounts.audit import actor_name
 from config.errors import DomainError
 from incidents import services
 from incidents.models import Alert, Incident, IncidentState
+from orchestrator import admin_drills  # noqa: F401  (adds the drill actions to policies and contacts)
 from orchestrator.admin_display import call_outcome, drill_badge, duration, state_badge, timeline, when
 from orchestrator.models import CallAttempt
 from orchestrator.services import escalate_now

@@ -8,8 +8,8 @@ from typing import Any
 from accounts import audit
 from accounts.models import AuditAction
 from config.errors import NotFound
-from incidents.models import EscalationPolicy, Incident, IncidentState, Source
-from incidents.services import open_incident
+from incidents.models import Contact, EscalationPolicy, Incident, IncidentState, PolicyContact, Source
+from incidents.services import create_policy, open_incident
 from orchestrator.models import CallAttempt
 
 DRILL_TEXT = "이것은 훈련 전화입니다. This is a drill. 당직 정책 {name} 점검 중입니다."
@@ -27,6 +27,30 @@ def start_drill(policy: EscalationPolicy, *, actor: Any = None) -> Incident:
     ).incident
     audit.record(AuditAction.DRILL_STARTED, actor=actor, target=f"policy:{policy.name}", data={"incident": incident.pk})
     return incident
+
+
+TEST_CALL_PREFIX = "test call: "
+
+
+def test_call_policy(contact: Contact) -> EscalationPolicy:
+    """The one-contact policy a test call uses: named "test call: <name> (#<id>)", never the default,
+    one call, this contact only. Kept and reused (an incident needs its policy), so the policy list
+    shows plainly which policies are test calls."""
+    name = f"{TEST_CALL_PREFIX}{contact.name} (#{contact.pk})"[:100]
+    policy = EscalationPolicy.objects.filter(name=name).first()
+    if policy is None:
+        return create_policy(name=name, contacts=[contact], is_default=False, max_attempts=1)
+    if list(policy.members.values_list("contact_id", flat=True)) != [contact.pk] or policy.max_attempts != 1:
+        PolicyContact.objects.filter(policy=policy).exclude(contact=contact).delete()
+        PolicyContact.objects.get_or_create(policy=policy, contact=contact, defaults={"position": 0})
+        EscalationPolicy.objects.filter(pk=policy.pk).update(max_attempts=1, is_default=False)
+        policy.refresh_from_db()
+    return policy
+
+
+def start_test_call(contact: Contact, *, actor: Any = None) -> Incident:
+    """A one-contact drill: one call to this person, marked DRILL, no fallbacks."""
+    return start_drill(test_call_policy(contact), actor=actor)
 
 
 def _ms(later, earlier) -> int | None:
