@@ -304,8 +304,6 @@ def main() -> None:
             for call in simulator.wait_for_calls(skip + 4 * args.timers, timeout=180)
         }
         after_no_answer, after_deadline = [], []
-        from incidents.models import IncidentEvent
-
         for second in CallAttempt.objects.filter(step=2).select_related("incident__policy"):
             first = CallAttempt.objects.get(incident_id=second.incident_id, step=1)
             dialed = requested.get(second.token)
@@ -313,11 +311,11 @@ def main() -> None:
                 continue
             if second.incident.policy.name == "noanswer" and first.ended_at:
                 after_no_answer.append((dialed - first.ended_at.timestamp()) * 1000)
-            elif second.incident.policy.name == "deadline":
-                queued = IncidentEvent.objects.get(attempt=first, kind="call_queued")
-                from datetime import datetime
-
-                deadline = datetime.fromisoformat(queued.data["deadline"]).timestamp()
+            elif second.incident.policy.name == "deadline" and first.dial_started_at:
+                # the carrier never answered the dial: the ring deadline, set when the worker claimed
+                # the call, is the ring timeout plus DIAL_GRACE_SECONDS after that claim
+                grace = float(env["DIAL_GRACE_SECONDS"])
+                deadline = first.dial_started_at.timestamp() + second.incident.policy.ring_timeout_seconds + grace
                 after_deadline.append((dialed - deadline) * 1000)
 
         print(
