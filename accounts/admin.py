@@ -5,10 +5,21 @@ from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.http import HttpResponseRedirect
+from django.urls import reverse
+from django.utils.html import format_html
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from accounts import audit, mfa
-from accounts.models import APIKey, AuditAction, AuditEvent, LoginSession, Role, User
-from accounts.services import check_access_change, check_may_delete, clear_lockout, revoke_api_key
+from accounts.models import APIKey, AuditAction, AuditEvent, LoginSession, Role, Scope, User
+from accounts.services import (
+    check_access_change,
+    check_may_delete,
+    clear_lockout,
+    create_api_key,
+    revoke_api_key,
+    validate_expiry,
+)
 from accounts.sessions import count_mfa_failure
 from config.errors import DomainError
 
@@ -184,10 +195,35 @@ class UserAdmin(DjangoUserAdmin):
         self.message_user(request, f"Unlocked {queryset.count()} account(s).")
 
 
+class APIKeyAddForm(forms.ModelForm):
+    """A new key: its name, scopes ticked from the list, an optional expiry. The key itself is made by
+    accounts.services.create_api_key and shown once, on the page after saving."""
+
+    scope_choices = forms.MultipleChoiceField(
+        label=gettext_lazy("Scopes"),
+        choices=Scope.choices,
+        widget=forms.CheckboxSelectMultiple,
+        help_text=gettext_lazy("What the key may do: give a system the narrowest set that works."),
+    )
+
+    class Meta:
+        model = APIKey
+        fields = ["name", "expires_at"]
+        help_texts = {"expires_at": gettext_lazy("Optional; empty for a key that does not expire.")}
+
+    def clean(self):
+        cleaned = super().clean()
+        try:
+            cleaned["expires_at"] = validate_expiry(cleaned.get("expires_at"))
+        except DomainError as exc:
+            self.add_error("expires_at", exc.message)
+        return cleaned
+
+
 @admin.register(APIKey)
 class APIKeyAdmin(admin.ModelAdmin):
-    """Keys are created with `manage.py create_api_key` or the API (the key is shown once); here they
-    are listed, inspected and revoked."""
+    """Keys are created here (or with `manage.py create_api_key`, or the API): the key is shown once,
+    right after saving, and only its digest is stored. Existing keys are listed, inspected and revoked."""
 
     list_display = ("name", "prefix", "scopes", "created_at", "expires_at", "revoked_at", "last_used_at")
     list_filter = ("revoked_at", "expires_at")
@@ -205,14 +241,52 @@ class APIKeyAdmin(admin.ModelAdmin):
     exclude = ("hashed_key",)
     actions = ["revoke_selected"]
 
-    def has_add_permission(self, request) -> bool:
-        return False
+    def get_readonly_fields(self, request, obj=None):
+        return () if obj is None else self.readonly_fields
 
-    @admin.action(description="Revoke selected API keys")
+    def get_fields(self, request, obj=None):
+        if obj is None:
+            return ("name", "scope_choices", "expires_at")
+        return super().get_fields(request, obj)
+
+    def get_form(self, request, obj=None, **kwargs):
+        if obj is None:
+            kwargs["form"] = APIKeyAddForm
+            kwargs["fields"] = ["name", "expires_at"]
+        return super().get_form(request, obj, **kwargs)
+
+    def save_model(self, request, obj, form, change):
+        if change:
+            return super().save_model(request, obj, form, change)
+        created, raw_key = create_api_key(
+            name=form.cleaned_data["name"],
+            scopes=form.cleaned_data["scope_choices"],
+            expires_at=form.cleaned_data.get("expires_at"),
+            created_by=request.user,
+        )
+        for field in APIKey._meta.concrete_fields:
+            setattr(obj, field.attname, getattr(created, field.attname))
+        obj._state.adding = False
+        self.message_user(
+            request,
+            format_html(
+                '{} <code class="oc-new-key">{}</code><br>{}',
+                _("The new key for %(name)s:") % {"name": created.name},
+                raw_key,
+                _("Copy it now: it is shown only this once and cannot be recovered (only its digest is stored)."),
+            ),
+            level=messages.WARNING,
+        )
+
+    def response_add(self, request, obj, post_url_continue=None):
+        """Straight to the key's page, where the message above shows the key once."""
+        return HttpResponseRedirect(reverse("admin:accounts_apikey_change", args=[obj.pk]))
+
+    @admin.action(description=gettext_lazy("Revoke selected API keys"))
     def revoke_selected(self, request, queryset):
         for api_key in queryset:
             revoke_api_key(api_key, actor=request.user)
-        self.message_user(request, f"Revoked {queryset.count()} key(s).")
+        self.message_user(request, _("Revoked %(count)d key(s).") % {"count": queryset.count()})
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):

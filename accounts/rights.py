@@ -17,7 +17,8 @@ READ_ONLY = frozenset({VIEW})
 _ADMIN_RIGHTS: dict[str, frozenset[str]] = {
     # people are deactivated, not deleted, so their audit trail keeps its names
     "accounts.user": frozenset({VIEW, ADD, CHANGE}),
-    "accounts.apikey": frozenset({VIEW, CHANGE}),  # change: revoke (keys are created where they are shown once)
+    # add: the admin's form shows the new key once; change: revoke
+    "accounts.apikey": frozenset({VIEW, ADD, CHANGE}),
     "accounts.auditevent": READ_ONLY,
     "accounts.loginsession": READ_ONLY,
     "incidents.contact": EVERYTHING,
