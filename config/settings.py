@@ -26,7 +26,10 @@ DEBUG = env.bool("DEBUG", default=False)
 SECRET_KEY = env.str("SECRET_KEY", default="")
 if not SECRET_KEY:
     if not DEBUG:
-        raise ImproperlyConfigured("SECRET_KEY must be set when DEBUG is off.")
+        raise ImproperlyConfigured(
+            "SECRET_KEY must be set when DEBUG is off. On a development machine use the make targets "
+            "(make run, make api-key, make drill, make manage CMD=...), which turn DEBUG on, or put DEBUG=true in .env."
+        )
     SECRET_KEY = "insecure-development-key-only-used-when-DEBUG-is-on"  # noqa: S105
 
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]", "testserver"])
@@ -312,7 +315,10 @@ VOICE_FAILOVER_PROVIDER = env.str("VOICE_FAILOVER_PROVIDER", default="")
 BREAKER_FAILURE_THRESHOLD = env.int("BREAKER_FAILURE_THRESHOLD", default=3)
 BREAKER_WINDOW_SECONDS = env.int("BREAKER_WINDOW_SECONDS", default=120)
 BREAKER_COOLDOWN_SECONDS = env.float("BREAKER_COOLDOWN_SECONDS", default=60.0)
-PUBLIC_BASE_URL = env.str("PUBLIC_BASE_URL", default="http://127.0.0.1:8000").rstrip("/")
+# Where `make run`'s web process listens (the Procfile binds it); the development PUBLIC_BASE_URL follows.
+WEB_PORT = env.int("WEB_PORT", default=8000)
+FLOWER_PORT = env.int("FLOWER_PORT", default=5555)  # config/flower.py listens there; printed by seed_demo
+PUBLIC_BASE_URL = env.str("PUBLIC_BASE_URL", default=f"http://127.0.0.1:{WEB_PORT}").rstrip("/")
 PRIMARY_CONTACT = env.str("PRIMARY_CONTACT", default="")
 SECONDARY_CONTACT = env.str("SECONDARY_CONTACT", default="")
 CALL_TIMEOUT_SECONDS = env.int("CALL_TIMEOUT_SECONDS", default=30)
