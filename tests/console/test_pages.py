@@ -92,8 +92,8 @@ def test_the_incident_page_tells_the_story_in_words_with_times_in_seoul(settings
     assert "KST" in page and "Times are in Asia/Seoul." in page
     assert "answered, pressed nothing" in page and "(completed)" not in page
     # the calls placed: Kim's first call, and how it ended
-    calls = response.context["view"].calls
-    assert [(call.step, call.contact.name, call.words) for call in calls][0] == (1, "Kim", "answered, pressed nothing")
+    first = response.context["view"].calls[0]
+    assert (first.step, first.contact.name, first.words) == (1, "Kim", "answered, pressed nothing")
 
 
 def test_an_agent_acknowledges_and_is_told_exactly_what_happened():
