@@ -4,14 +4,22 @@ from __future__ import annotations
 
 from django import forms
 from django.contrib import admin, messages
+from django.utils.translation import gettext_lazy
 
 from accounts.admin import AuditedAdmin
 from accounts.models import AuditAction
 from config import outbound
 from integrations import services
-from integrations.models import DeliveryAttempt, Integration, IntegrationKind, OutboundMessage
+from integrations.models import KNOWN_EVENTS, DeliveryAttempt, Integration, IntegrationKind, OutboundMessage
 
 URL_KINDS = (IntegrationKind.WEBHOOK, IntegrationKind.SLACK)
+
+
+class EventChoiceField(forms.MultipleChoiceField):
+    """Ticked event names; an empty value (no box ticked) is every event."""
+
+    def to_python(self, value):
+        return [name for name in super().to_python(value) if name]
 
 
 class IntegrationForm(forms.ModelForm):
@@ -20,6 +28,15 @@ class IntegrationForm(forms.ModelForm):
     keeps what is stored; the page shows only scheme://host/… of the stored URL."""
 
     clear_secret = forms.BooleanField(required=False, label="Remove the signing secret")
+    events = EventChoiceField(
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+        label=gettext_lazy("Events"),
+        help_text=gettext_lazy(
+            "Tick what this integration receives. None ticked (the default): every event, "
+            "incident.exhausted fallbacks included."
+        ),
+    )
 
     class Meta:
         model = Integration
@@ -29,6 +46,9 @@ class IntegrationForm(forms.ModelForm):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         stored = self.instance if self.instance.pk else None
+        # the known events, and any other name an integration already subscribes to (kept, not dropped)
+        extra = [name for name in (stored.events if stored else []) or [] if name not in KNOWN_EVENTS]
+        self.fields["events"].choices = [(name, name) for name in (*KNOWN_EVENTS, *extra)]
         self.initial["secret"] = ""
         self.fields["secret"].help_text = "Webhooks only: signs each body (X-Oncall-Signature: sha256=<HMAC>). " + (
             "A secret is set; leave blank to keep it." if stored and stored.secret else "None is set."

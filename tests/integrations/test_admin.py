@@ -27,7 +27,7 @@ def test_an_admin_adds_an_integration(admin_client):
             "kind": "slack",
             "target": "https://hooks.slack.com/services/T0/B0/XYZ",
             "secret": "",
-            "events": '["incident.exhausted"]',
+            "events": "incident.exhausted",
             "active": "on",
             "max_attempts": "6",
         },
@@ -53,7 +53,7 @@ def test_an_integration_saved_with_no_events_takes_every_event(admin_client):
 def test_an_admin_cannot_save_an_email_integration_without_addresses(admin_client):
     response = admin_client.post(
         "/admin/integrations/integration/add/",
-        {"name": "ops-email", "kind": "email", "target": "ops", "events": "[]", "max_attempts": "6"},
+        {"name": "ops-email", "kind": "email", "target": "ops", "events": "", "max_attempts": "6"},
     )
 
     assert response.status_code == 200
@@ -96,3 +96,23 @@ def test_an_admin_retries_a_failed_message(admin_client, failed_message, receive
     message = deliver(failed_message.pk)
     assert message.status == MessageStatus.DELIVERED
     assert list(message.delivery_attempts.values_list("number", "ok")) == [(1, False), (2, True)]
+
+
+def test_events_are_ticked_from_a_list_and_none_ticked_is_every_event(admin_client):
+    # given the add form
+    page = admin_client.get("/admin/integrations/integration/add/").content.decode()
+
+    # then each known event is a checkbox, none ticked by default, and the help says what that means
+    assert 'type="checkbox" name="events" value="incident.exhausted"' in page
+    assert 'name="events" value="incident.exhausted" checked' not in page
+    assert "None ticked (the default): every event" in page
+
+
+def test_an_event_name_outside_the_list_stays_ticked_on_the_form(admin_client):
+    integration = Integration.objects.create(
+        name="future", kind="webhook", target="https://a.example.com", events=["billing.paid"]
+    )
+
+    page = admin_client.get(f"/admin/integrations/integration/{integration.pk}/change/").content.decode()
+
+    assert 'value="billing.paid"' in page and "checked" in page.split('value="billing.paid"')[1][:40]

@@ -93,7 +93,7 @@ def test_the_admin_shows_why_an_inside_target_is_refused(private_targets_refused
             "name": "metadata",
             "kind": "webhook",
             "target": "http://169.254.169.254/latest/meta-data/iam/security-credentials/",
-            "events": "[]",
+            "events": "",
             "max_attempts": "6",
         },
     )
