@@ -65,6 +65,7 @@ INSTALLED_APPS = [
     # LoginSession.refresh_jti does the rotation and revocation instead (accounts/sessions.py)
     "axes",
     "drf_spectacular",
+    "drf_spectacular_sidecar",  # Swagger UI's assets as static files (SWAGGER_UI_DIST below)
     "django_celery_beat",
     "accounts",
     "incidents",
@@ -79,6 +80,8 @@ MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
+    # The admin in Korean or English, as the browser asks (Accept-Language); our strings: locale/
+    "django.middleware.locale.LocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
@@ -150,6 +153,9 @@ AUTH_PASSWORD_VALIDATORS = [
 ]
 
 LANGUAGE_CODE = "en-us"
+LANGUAGES = [("ko", "한국어"), ("en", "English")]
+LOCALE_PATHS = [BASE_DIR / "locale"]  # the compiled .mo files are committed: a fresh clone needs no gettext
+# Pages, the admin and every log line use this one zone (Django sets the process's TZ from it).
 TIME_ZONE = env.str("TIME_ZONE", default="Asia/Seoul")
 USE_I18N = True
 USE_TZ = True
@@ -252,6 +258,25 @@ SPECTACULAR_SETTINGS = {
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
+    # Swagger UI from our own static files (drf-spectacular-sidecar), never a CDN: the docs work offline
+    # and the page loads no third-party script.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "SWAGGER_UI_SETTINGS": {"deepLinking": True, "displayOperationId": False},
+    # Every operation carries one of these tags (extend_schema on each view); the docs group by them.
+    "TAGS": [
+        {"name": "alerts", "description": "Alerts in: generic JSON, Alertmanager, Grafana (API key alerts:write)"},
+        {"name": "incidents", "description": "Incidents: list, read, acknowledge, resolve, escalate"},
+        {"name": "contacts", "description": "People we call (E.164 numbers)"},
+        {"name": "policies", "description": "Escalation policies: contacts in call order, attempts, timers"},
+        {"name": "drills", "description": "Test a policy by ringing its contacts; read the report"},
+        {"name": "auth", "description": "Sign-in, tokens, sessions and MFA for people"},
+        {"name": "users", "description": "People and roles (ADMIN)"},
+        {"name": "api-keys", "description": "API keys for systems (ADMIN)"},
+        {"name": "audit", "description": "The audit log (ADMIN)"},
+        {"name": "seed-compatible", "description": "The old Call Orchestrator's /webhook/* endpoints"},
+        {"name": "health", "description": "Liveness and readiness probes (open)"},
+    ],
     "ENUM_NAME_OVERRIDES": {
         "AlertStatusEnum": ["firing", "resolved"],
         "CallAttemptStatusEnum": "orchestrator.models.AttemptStatus",
@@ -378,6 +403,31 @@ INTEGRATIONS_ALLOW_PRIVATE_TARGETS = env.bool("INTEGRATIONS_ALLOW_PRIVATE_TARGET
 # Email goes through SMTP described by one URL, e.g. smtp+tls://user:password@smtp.example.com:587
 vars().update(env.email_url("EMAIL_URL", default="consolemail://" if DEBUG else "smtp://localhost:25"))
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="oncall@localhost")
+
+# --- Recordings: voice and chat, AES-256-GCM envelope encryption, S3 or a local folder ----------
+# Master keys that wrap each object's data key: "kid:base64 of 32 bytes,..." newest first; keep old
+# keys in the ring until `manage.py rewrap_recording_keys` has moved every recording off them.
+# Empty: a development key derived from SECRET_KEY under DEBUG, an error outside DEBUG (on first use).
+RECORDINGS_MASTER_KEYS = env.str("RECORDINGS_MASTER_KEYS", default="")
+# S3 when a bucket is set, else encrypted files under RECORDINGS_LOCAL_DIR.
+RECORDINGS_S3_BUCKET = env.str("RECORDINGS_S3_BUCKET", default="")
+RECORDINGS_S3_PREFIX = env.str("RECORDINGS_S3_PREFIX", default="recordings/")
+RECORDINGS_S3_REGION = env.str("RECORDINGS_S3_REGION", default="ap-northeast-2")
+RECORDINGS_S3_ENDPOINT_URL = env.str("RECORDINGS_S3_ENDPOINT_URL", default="") or None
+# Optional second layer on S3: "AES256" or "aws:kms" (empty: none).
+RECORDINGS_S3_SSE = env.str("RECORDINGS_S3_SSE", default="")
+RECORDINGS_S3_CONNECT_TIMEOUT = env.float("RECORDINGS_S3_CONNECT_TIMEOUT", default=5.0)
+RECORDINGS_S3_READ_TIMEOUT = env.float("RECORDINGS_S3_READ_TIMEOUT", default=60.0)
+RECORDINGS_S3_MAX_ATTEMPTS = env.int("RECORDINGS_S3_MAX_ATTEMPTS", default=5)
+RECORDINGS_LOCAL_DIR = Path(env.str("RECORDINGS_LOCAL_DIR", default=str(VAR_DIR / "recordings")))
+# The largest audio upload accepted (413 beyond it).
+RECORDINGS_MAX_UPLOAD_BYTES = env.int("RECORDINGS_MAX_UPLOAD_BYTES", default=2 * 1024**3)
+# Quality when a recording does not name one: lossless (FLAC), high, standard, low (MP3 mono).
+RECORDINGS_DEFAULT_QUALITY = env.str("RECORDINGS_DEFAULT_QUALITY", default="standard")
+# How long recordings are kept, per kind (a recording may carry its own retention date).
+RECORDINGS_RETENTION_DAYS_VOICE = env.int("RECORDINGS_RETENTION_DAYS_VOICE", default=365)
+RECORDINGS_RETENTION_DAYS_CHAT = env.int("RECORDINGS_RETENTION_DAYS_CHAT", default=365)
+RECORDINGS_PURGE_INTERVAL_SECONDS = env.float("RECORDINGS_PURGE_INTERVAL_SECONDS", default=3600.0)
 
 # --- Logging: one JSON object per line, with the request id or the Celery task id -------------
 LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")
