@@ -35,7 +35,7 @@ def _get(model, pk: int, label: str):
 class UserListApi(APIView):
     permission_classes = [AdminsOnly]
 
-    @extend_schema(responses=UserOut(many=True))
+    @extend_schema(summary="List people", tags=["users"], responses=UserOut(many=True))
     def get(self, request):
         return Response(UserOut(User.objects.order_by("username"), many=True).data)
 
@@ -43,11 +43,13 @@ class UserListApi(APIView):
 class UserDetailApi(APIView):
     permission_classes = [AdminsOnly]
 
-    @extend_schema(responses=UserOut)
+    @extend_schema(summary="Read a person", tags=["users"], responses=UserOut)
     def get(self, request, user_id: int):
         return Response(UserOut(_get(User, user_id, "User")).data)
 
-    @extend_schema(request=UserUpdateIn, responses=UserOut)
+    @extend_schema(
+        summary="Change a person's role or active flag", tags=["users"], request=UserUpdateIn, responses=UserOut
+    )
     def patch(self, request, user_id: int):
         serializer = UserUpdateIn(data=request.data)
         serializer.is_valid(raise_exception=True)
@@ -58,7 +60,7 @@ class UserDetailApi(APIView):
 class UserUnlockApi(APIView):
     permission_classes = [AdminsOnly]
 
-    @extend_schema(request=None, responses={204: None})
+    @extend_schema(summary="Clear a person's sign-in lockout", tags=["users"], request=None, responses={204: None})
     def post(self, request, user_id: int):
         clear_lockout(_get(User, user_id, "User").username, actor=request.user)
         return Response(status=status.HTTP_204_NO_CONTENT)
@@ -67,11 +69,16 @@ class UserUnlockApi(APIView):
 class APIKeyListApi(APIView):
     permission_classes = [AdminsOnly]
 
-    @extend_schema(responses=APIKeyOut(many=True))
+    @extend_schema(summary="List API keys", tags=["api-keys"], responses=APIKeyOut(many=True))
     def get(self, request):
         return Response(APIKeyOut(APIKey.objects.all(), many=True).data)
 
-    @extend_schema(request=APIKeyIn, responses={201: APIKeyCreatedOut})
+    @extend_schema(
+        summary="Create an API key (shown once, in this answer)",
+        tags=["api-keys"],
+        request=APIKeyIn,
+        responses={201: APIKeyCreatedOut},
+    )
     def post(self, request):
         serializer = APIKeyIn(data=request.data)
         serializer.is_valid(raise_exception=True)
@@ -83,7 +90,7 @@ class APIKeyListApi(APIView):
 class APIKeyRevokeApi(APIView):
     permission_classes = [AdminsOnly]
 
-    @extend_schema(request=None, responses=APIKeyOut)
+    @extend_schema(summary="Revoke an API key", tags=["api-keys"], request=None, responses=APIKeyOut)
     def post(self, request, key_id: int):
         return Response(APIKeyOut(revoke_api_key(_get(APIKey, key_id, "API key"), actor=request.user)).data)
 
@@ -91,7 +98,9 @@ class APIKeyRevokeApi(APIView):
 class AuditEventListApi(APIView):
     permission_classes = [AdminsOnly]
 
-    @extend_schema(parameters=[AuditFilterIn], responses=AuditEventOut(many=True))
+    @extend_schema(
+        summary="Read the audit log", tags=["audit"], parameters=[AuditFilterIn], responses=AuditEventOut(many=True)
+    )
     def get(self, request):
         filters = AuditFilterIn(data=request.query_params)
         filters.is_valid(raise_exception=True)

@@ -46,7 +46,12 @@ class LoginApi(APIView):
     authentication_classes = []
     throttle_classes = [LoginPerAddressThrottle, LoginPerUsernameThrottle]
 
-    @extend_schema(request=LoginIn, responses=LoginOut)
+    @extend_schema(
+        summary="Sign in (username, password, MFA code) for a token pair",
+        tags=["auth"],
+        request=LoginIn,
+        responses=LoginOut,
+    )
     def post(self, request):
         data = _valid(LoginIn, request)
         tokens = sessions.login(request=request._request, **data)
@@ -66,7 +71,7 @@ class RefreshApi(APIView):
     authentication_classes = []
     throttle_classes = [RefreshPerAddressThrottle, RefreshPerUserThrottle]
 
-    @extend_schema(request=RefreshIn, responses=TokensOut)
+    @extend_schema(summary="Swap a refresh token for a new pair", tags=["auth"], request=RefreshIn, responses=TokensOut)
     def post(self, request):
         access, refresh = sessions.refresh(_valid(RefreshIn, request)["refresh_token"])
         return Response({"access_token": access, "refresh_token": refresh})
@@ -75,7 +80,9 @@ class RefreshApi(APIView):
 class LogoutApi(APIView):
     permission_classes = [IsPerson]
 
-    @extend_schema(request=RefreshIn, responses={204: None})
+    @extend_schema(
+        summary="Sign out: end this session and its tokens", tags=["auth"], request=RefreshIn, responses={204: None}
+    )
     def post(self, request):
         sessions.logout(user=request.user, raw_refresh=_valid(RefreshIn, request)["refresh_token"])
         return Response(status=status.HTTP_204_NO_CONTENT)
@@ -85,6 +92,8 @@ class MeApi(APIView):
     permission_classes = [IsAuthenticatedPrincipal]
 
     @extend_schema(
+        summary="Who the credentials belong to",
+        tags=["auth"],
         responses=inline_serializer(
             "Me",
             {
@@ -95,7 +104,7 @@ class MeApi(APIView):
                 "mfa_enabled": serializers.BooleanField(),
                 "mfa_pending": serializers.BooleanField(),
             },
-        )
+        ),
     )
     def get(self, request):
         user = request.user
@@ -125,7 +134,7 @@ class MeApi(APIView):
 class SessionListApi(APIView):
     permission_classes = [IsPerson]
 
-    @extend_schema(responses=SessionOut(many=True))
+    @extend_schema(summary="List one's own active sign-ins", tags=["auth"], responses=SessionOut(many=True))
     def get(self, request):
         active = LoginSession.objects.filter(user=request.user, ended_at__isnull=True)
         current = getattr(getattr(request.user, "login_session", None), "pk", None)
@@ -135,7 +144,7 @@ class SessionListApi(APIView):
 class SessionDetailApi(APIView):
     permission_classes = [IsPerson]
 
-    @extend_schema(request=None, responses={204: None})
+    @extend_schema(summary="End one of one's own sign-ins", tags=["auth"], request=None, responses={204: None})
     def delete(self, request, session_id: int):
         session = LoginSession.objects.filter(pk=session_id, user=request.user, ended_at__isnull=True).first()
         if session is None:
@@ -147,7 +156,9 @@ class SessionDetailApi(APIView):
 class MFAEnrolApi(APIView):
     permission_classes = [IsPerson]
 
-    @extend_schema(request=None, responses=MFAEnrolOut)
+    @extend_schema(
+        summary="Start TOTP enrolment (provisioning URI)", tags=["auth"], request=None, responses=MFAEnrolOut
+    )
     def post(self, request):
         secret, uri = mfa.enrol(request.user)
         return Response({"secret": secret, "provisioning_uri": uri})
@@ -156,7 +167,12 @@ class MFAEnrolApi(APIView):
 class MFAConfirmApi(APIView):
     permission_classes = [IsPerson]
 
-    @extend_schema(request=MFATokenIn, responses=RecoveryCodesOut)
+    @extend_schema(
+        summary="Confirm TOTP enrolment with a code (returns recovery codes)",
+        tags=["auth"],
+        request=MFATokenIn,
+        responses=RecoveryCodesOut,
+    )
     def post(self, request):
         codes = mfa.confirm(request.user, _valid(MFATokenIn, request)["token"])
         sessions.mark_mfa_verified(request.user)
@@ -166,7 +182,7 @@ class MFAConfirmApi(APIView):
 class MFADisableApi(APIView):
     permission_classes = [IsPerson]
 
-    @extend_schema(request=MFATokenIn, responses={204: None})
+    @extend_schema(summary="Turn MFA off (needs a code)", tags=["auth"], request=MFATokenIn, responses={204: None})
     def post(self, request):
         mfa.disable(request.user, _valid(MFATokenIn, request)["token"])
         return Response(status=status.HTTP_204_NO_CONTENT)
@@ -175,7 +191,9 @@ class MFADisableApi(APIView):
 class MFARecoveryCodesApi(APIView):
     permission_classes = [IsPerson]
 
-    @extend_schema(request=MFATokenIn, responses=RecoveryCodesOut)
+    @extend_schema(
+        summary="Make new recovery codes (needs a code)", tags=["auth"], request=MFATokenIn, responses=RecoveryCodesOut
+    )
     def post(self, request):
         return Response(
             {"recovery_codes": mfa.regenerate_recovery_codes(request.user, _valid(MFATokenIn, request)["token"])}
@@ -197,7 +215,7 @@ class CanRegister(BasePermission):
 class RegisterApi(APIView):
     permission_classes = [CanRegister]
 
-    @extend_schema(request=RegisterIn, responses={201: UserOut})
+    @extend_schema(summary="Create a person", tags=["users"], request=RegisterIn, responses={201: UserOut})
     def post(self, request):
         data = _valid(RegisterIn, request)
         actor = request.user if request.user.is_authenticated and not hasattr(request.user, "has_scope") else None

@@ -10,7 +10,7 @@ import logging
 
 from django.conf import settings
 from django.db import connection
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiTypes, extend_schema
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -27,7 +27,7 @@ class HealthzApi(APIView):
     permission_classes = [Public]
     authentication_classes = []
 
-    @extend_schema(exclude=True)
+    @extend_schema(summary="Liveness: the web process answers", tags=["health"], responses=OpenApiTypes.OBJECT)
     def get(self, request):
         return Response({"status": "ok"})
 
@@ -43,7 +43,11 @@ class ReadyzApi(APIView):
     permission_classes = [Public]
     authentication_classes = []
 
-    @extend_schema(exclude=True)
+    @extend_schema(
+        summary="Readiness: database, broker, a live worker and a ticking beat (503 names the failed one)",
+        tags=["health"],
+        responses={200: OpenApiTypes.OBJECT, 503: OpenApiTypes.OBJECT},
+    )
     def get(self, request):
         checks: dict[str, str] = {}
         try:

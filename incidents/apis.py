@@ -54,7 +54,12 @@ class GenericAlertApi(APIView):
     permission_classes = [CanPostAlerts]
     throttle_classes = [AlertIngestionThrottle]
 
-    @extend_schema(request=GenericAlertIn, responses={201: IngestOut, 200: IngestOut})
+    @extend_schema(
+        summary="Post an alert (generic JSON)",
+        tags=["alerts"],
+        request=GenericAlertIn,
+        responses={201: IngestOut, 200: IngestOut},
+    )
     def post(self, request):
         serializer = GenericAlertIn(data=request.data)
         serializer.is_valid(raise_exception=True)
@@ -83,7 +88,13 @@ class _GroupedAlertApi(APIView):
 
 
 @extend_schema_view(
-    post=extend_schema(request=AlertmanagerIn, responses={201: IngestOut, 200: IngestOut}, parameters=[POLICY_PARAM])
+    post=extend_schema(
+        summary="Post an Alertmanager webhook (v4)",
+        tags=["alerts"],
+        request=AlertmanagerIn,
+        responses={201: IngestOut, 200: IngestOut},
+        parameters=[POLICY_PARAM],
+    )
 )
 class AlertmanagerApi(_GroupedAlertApi):
     input_serializer = AlertmanagerIn
@@ -91,7 +102,13 @@ class AlertmanagerApi(_GroupedAlertApi):
 
 
 @extend_schema_view(
-    post=extend_schema(request=GrafanaIn, responses={201: IngestOut, 200: IngestOut}, parameters=[POLICY_PARAM])
+    post=extend_schema(
+        summary="Post a Grafana alerting webhook",
+        tags=["alerts"],
+        request=GrafanaIn,
+        responses={201: IngestOut, 200: IngestOut},
+        parameters=[POLICY_PARAM],
+    )
 )
 class GrafanaApi(_GroupedAlertApi):
     input_serializer = GrafanaIn
@@ -101,7 +118,9 @@ class GrafanaApi(_GroupedAlertApi):
 class IncidentListApi(APIView):
     permission_classes = [CanReadIncidents]
 
-    @extend_schema(parameters=[IncidentFilterIn], responses=IncidentOut(many=True))
+    @extend_schema(
+        summary="List incidents", tags=["incidents"], parameters=[IncidentFilterIn], responses=IncidentOut(many=True)
+    )
     def get(self, request):
         filters = IncidentFilterIn(data=request.query_params)
         filters.is_valid(raise_exception=True)
@@ -114,7 +133,9 @@ class IncidentListApi(APIView):
 class IncidentAcknowledgeApi(APIView):
     permission_classes = [CanHandleIncidents]
 
-    @extend_schema(request=None, responses=IncidentOut)
+    @extend_schema(
+        summary="Acknowledge an incident: stop calling", tags=["incidents"], request=None, responses=IncidentOut
+    )
     def post(self, request, incident_id: int):
         incident = services.acknowledge(incident_id, actor=actor_name(request.user))
         return Response(IncidentOut(incident).data)
@@ -123,7 +144,7 @@ class IncidentAcknowledgeApi(APIView):
 class IncidentResolveApi(APIView):
     permission_classes = [CanHandleIncidents]
 
-    @extend_schema(request=None, responses=IncidentOut)
+    @extend_schema(summary="Resolve an incident", tags=["incidents"], request=None, responses=IncidentOut)
     def post(self, request, incident_id: int):
         incident = services.resolve(incident_id, actor=actor_name(request.user))
         return Response(IncidentOut(incident).data)
@@ -132,11 +153,11 @@ class IncidentResolveApi(APIView):
 class ContactListApi(APIView):
     permission_classes = [CanManageContacts]
 
-    @extend_schema(responses=ContactDetailOut(many=True))
+    @extend_schema(summary="List contacts", tags=["contacts"], responses=ContactDetailOut(many=True))
     def get(self, request):
         return Response(ContactDetailOut(selectors.contact_list(), many=True).data)
 
-    @extend_schema(request=ContactIn, responses={201: ContactDetailOut})
+    @extend_schema(summary="Create a contact", tags=["contacts"], request=ContactIn, responses={201: ContactDetailOut})
     def post(self, request):
         serializer = ContactIn(data=request.data)
         serializer.is_valid(raise_exception=True)
@@ -147,11 +168,13 @@ class ContactListApi(APIView):
 class ContactDetailApi(APIView):
     permission_classes = [CanManageContacts]
 
-    @extend_schema(responses=ContactDetailOut)
+    @extend_schema(summary="Read a contact", tags=["contacts"], responses=ContactDetailOut)
     def get(self, request, contact_id: int):
         return Response(ContactDetailOut(selectors.contact_detail(contact_id)).data)
 
-    @extend_schema(request=ContactIn(partial=True), responses=ContactDetailOut)
+    @extend_schema(
+        summary="Change a contact", tags=["contacts"], request=ContactIn(partial=True), responses=ContactDetailOut
+    )
     def patch(self, request, contact_id: int):
         contact = selectors.contact_detail(contact_id)
         serializer = ContactIn(data=request.data, partial=True)
@@ -171,11 +194,13 @@ def _policy_changes(data: dict) -> dict:
 class PolicyListApi(APIView):
     permission_classes = [CanManagePolicies]
 
-    @extend_schema(summary="List escalation policies", responses=PolicyOut(many=True))
+    @extend_schema(tags=["policies"], summary="List escalation policies", responses=PolicyOut(many=True))
     def get(self, request):
         return Response(PolicyOut(selectors.policy_list(), many=True).data)
 
-    @extend_schema(summary="Create an escalation policy", request=PolicyIn, responses={201: PolicyOut})
+    @extend_schema(
+        tags=["policies"], summary="Create an escalation policy", request=PolicyIn, responses={201: PolicyOut}
+    )
     def post(self, request):
         serializer = PolicyIn(data=request.data)
         serializer.is_valid(raise_exception=True)
@@ -186,11 +211,12 @@ class PolicyListApi(APIView):
 class PolicyDetailApi(APIView):
     permission_classes = [CanManagePolicies]
 
-    @extend_schema(summary="Read an escalation policy and its call order", responses=PolicyOut)
+    @extend_schema(tags=["policies"], summary="Read an escalation policy and its call order", responses=PolicyOut)
     def get(self, request, policy_id: int):
         return Response(PolicyOut(selectors.policy_detail(policy_id)).data)
 
     @extend_schema(
+        tags=["policies"],
         summary="Change an escalation policy (contacts, when sent, replace the call order)",
         request=PolicyIn(partial=True),
         responses=PolicyOut,

@@ -26,7 +26,9 @@ CanRunDrills = scope_or_role(Scope.POLICIES_WRITE, Role.SUPERVISOR)
 class IncidentDetailApi(APIView):
     permission_classes = [CanReadIncidents]
 
-    @extend_schema(responses=IncidentDetailOut)
+    @extend_schema(
+        summary="Read an incident with its calls, timeline and alerts", tags=["incidents"], responses=IncidentDetailOut
+    )
     def get(self, request, incident_id: int):
         return Response(IncidentDetailOut(selectors.incident_detail(incident_id)).data)
 
@@ -34,7 +36,9 @@ class IncidentDetailApi(APIView):
 class IncidentEscalateApi(APIView):
     permission_classes = [CanHandleIncidents]
 
-    @extend_schema(request=None, responses=IncidentDetailOut)
+    @extend_schema(
+        summary="Escalate now: call the next contact", tags=["incidents"], request=None, responses=IncidentDetailOut
+    )
     def post(self, request, incident_id: int):
         escalate_now(incident_id, actor=actor_name(request.user))
         return Response(IncidentDetailOut(selectors.incident_detail(incident_id)).data)
@@ -44,7 +48,12 @@ class PolicyDrillApi(APIView):
     permission_classes = [CanRunDrills]
     throttle_classes = [DrillThrottle]  # drills ring real phones
 
-    @extend_schema(request=None, responses={202: OpenApiTypes.OBJECT})
+    @extend_schema(
+        summary="Start a drill of a policy (rings its contacts)",
+        tags=["drills"],
+        request=None,
+        responses={202: OpenApiTypes.OBJECT},
+    )
     def post(self, request, policy_id: int):
         policy = EscalationPolicy.objects.filter(pk=policy_id).first()
         if policy is None:
@@ -57,6 +66,6 @@ class PolicyDrillApi(APIView):
 class DrillReportApi(APIView):
     permission_classes = [CanReadIncidents]
 
-    @extend_schema(responses=OpenApiTypes.OBJECT)
+    @extend_schema(summary="Read a drill's report", tags=["drills"], responses=OpenApiTypes.OBJECT)
     def get(self, request, incident_id: int):
         return Response(drill_report(incident_id))

@@ -58,7 +58,10 @@ class SeedStartApi(APIView):
     permission_classes = [_seed_permission(Scope.ALERTS_WRITE, Role.SUPERVISOR)]
 
     @extend_schema(
-        request=SeedStartIn, responses=SeedCallOut, summary="Seed-compatible: open an incident and call the primary"
+        tags=["seed-compatible"],
+        request=SeedStartIn,
+        responses=SeedCallOut,
+        summary="Seed-compatible: open an incident and call the primary",
     )
     def post(self, request):
         serializer = SeedStartIn(data=request.data)
@@ -77,7 +80,12 @@ class SeedStartApi(APIView):
 class SeedRetryApi(APIView):
     permission_classes = [_seed_permission(Scope.INCIDENTS_WRITE, Role.AGENT)]
 
-    @extend_schema(request=None, responses=SeedCallOut, summary="Seed-compatible: call the next contact now")
+    @extend_schema(
+        tags=["seed-compatible"],
+        request=None,
+        responses=SeedCallOut,
+        summary="Seed-compatible: call the next contact now",
+    )
     def post(self, request, incident_id: int):
         actor = actor_name(request.user if request.user.is_authenticated else None)
         attempt = escalate_now(incident_id, actor=actor)
@@ -87,7 +95,7 @@ class SeedRetryApi(APIView):
 class SeedAckApi(APIView):
     permission_classes = [_seed_permission(Scope.INCIDENTS_WRITE, Role.AGENT)]
 
-    @extend_schema(request=None, responses=SeedAckOut, summary="Seed-compatible: acknowledge")
+    @extend_schema(tags=["seed-compatible"], request=None, responses=SeedAckOut, summary="Seed-compatible: acknowledge")
     def post(self, request, incident_id: int):
         actor = actor_name(request.user if request.user.is_authenticated else None)
         incident = services.acknowledge(incident_id, actor=actor)
@@ -97,6 +105,6 @@ class SeedAckApi(APIView):
 class SeedIncidentApi(APIView):
     permission_classes = [_seed_permission(Scope.INCIDENTS_READ, Role.VIEWER)]
 
-    @extend_schema(responses=IncidentDetailOut, summary="Seed-compatible: incident status")
+    @extend_schema(tags=["seed-compatible"], responses=IncidentDetailOut, summary="Seed-compatible: incident status")
     def get(self, request, incident_id: int):
         return Response(IncidentDetailOut(selectors.incident_detail(incident_id)).data)
