@@ -58,7 +58,11 @@ class MFAAdminAuthenticationForm(AdminAuthenticationForm):
 
 
 admin.site.login_form = MFAAdminAuthenticationForm
-admin.site.site_header = "On-call escalation"
+admin.site.site_header = gettext_lazy("On-call escalation")
+admin.site.site_title = gettext_lazy("On-call admin")
+admin.site.index_title = gettext_lazy("Incidents, people and policies")
+# "View site": the admin's own index until a page for responders exists (no JSON 404 at "/").
+admin.site.site_url = "/admin/"
 
 
 def _unregister_third_party_admins() -> None:

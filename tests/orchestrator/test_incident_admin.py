@@ -202,3 +202,16 @@ def test_the_api_still_records_its_own_channel(incident):
 
     event = incident.events.get(kind="acknowledged")
     assert event.message == "acknowledged through the API" and event.data == {"via": "API"}
+
+
+def test_the_admin_speaks_korean_when_the_browser_asks(admin_client, incident):
+    page = admin_client.get("/admin/incidents/incident/", HTTP_ACCEPT_LANGUAGE="ko").content.decode()
+
+    assert 'lang="ko"' in page
+    assert "호출 중" in page  # the state badge
+    assert "지금 호출 중" in page and "다음 호출 시각" in page  # our columns
+    assert "새로 고침" in page  # the refresh link
+    assert "Calling now" not in page
+
+    english = admin_client.get("/admin/incidents/incident/", HTTP_ACCEPT_LANGUAGE="en").content.decode()
+    assert "Calling now" in english
