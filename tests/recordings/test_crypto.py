@@ -56,10 +56,12 @@ def test_the_sealed_form_holds_no_plaintext(settings):
         pytest.param(lambda b: b[: crypto.HEADER_SIZE + 2 * (SMALL_CHUNK + 16)], id="cut at a chunk boundary"),
         pytest.param(lambda b: b[:-5], id="cut inside the last chunk"),
         pytest.param(
-            lambda b: b[: crypto.HEADER_SIZE]
-            + b[crypto.HEADER_SIZE + SMALL_CHUNK + 16 : crypto.HEADER_SIZE + 2 * (SMALL_CHUNK + 16)]
-            + b[crypto.HEADER_SIZE : crypto.HEADER_SIZE + SMALL_CHUNK + 16]
-            + b[crypto.HEADER_SIZE + 2 * (SMALL_CHUNK + 16) :],
+            lambda b: (
+                b[: crypto.HEADER_SIZE]
+                + b[crypto.HEADER_SIZE + SMALL_CHUNK + 16 : crypto.HEADER_SIZE + 2 * (SMALL_CHUNK + 16)]
+                + b[crypto.HEADER_SIZE : crypto.HEADER_SIZE + SMALL_CHUNK + 16]
+                + b[crypto.HEADER_SIZE + 2 * (SMALL_CHUNK + 16) :]
+            ),
             id="two chunks swapped",
         ),
         pytest.param(lambda b: b + b"extra", id="bytes appended"),
@@ -107,7 +109,11 @@ def test_a_development_key_exists_under_debug_only(settings):
 
 @pytest.mark.parametrize(
     ("text", "problem"),
-    [("k1", "is not 'kid:base64key'"), ("k1:!!!", "not valid base64"), ("k1:" + base64.b64encode(b"x" * 16).decode(), "16 bytes")],
+    [
+        ("k1", "is not 'kid:base64key'"),
+        ("k1:!!!", "not valid base64"),
+        ("k1:" + base64.b64encode(b"x" * 16).decode(), "16 bytes"),
+    ],
 )
 def test_a_malformed_ring_says_what_is_wrong(text, problem):
     with pytest.raises(ImproperlyConfigured, match=problem):

@@ -1,0 +1,155 @@
+"""Where encrypted recordings live: S3 (boto3) when RECORDINGS_S3_BUCKET is set, else a local folder.
+
+Both only ever see ciphertext. A put is all-or-nothing: S3 shows an object only once its (multipart)
+upload completes, and the folder writes a temporary file and renames it into place, so a worker
+killed mid-upload leaves no half object under the final key.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import BinaryIO, Protocol
+
+from django.conf import settings
+
+
+class StorageError(Exception):
+    """The store failed or does not hold the object."""
+
+
+class Storage(Protocol):
+    name: str
+
+    def put(self, key: str, source: BinaryIO) -> None: ...
+
+    def open(self, key: str, start: int = 0) -> BinaryIO: ...
+
+    def size(self, key: str) -> int: ...
+
+    def delete(self, key: str) -> None: ...
+
+
+class LocalStorage:
+    """Files under a folder (var/recordings by default): the embedded store of `make run`."""
+
+    name = "local"
+
+    def __init__(self, root: Path):
+        self.root = Path(root)
+
+    def _path(self, key: str) -> Path:
+        path = (self.root / key).resolve()
+        if self.root.resolve() not in path.parents:
+            raise StorageError(f"storage key escapes the recordings folder: {key!r}")
+        return path
+
+    def put(self, key: str, source: BinaryIO) -> None:
+        path = self._path(key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=".partial-")
+        try:
+            with os.fdopen(handle, "wb") as out:
+                while block := source.read(1024 * 1024):
+                    out.write(block)
+                out.flush()
+                os.fsync(out.fileno())
+            os.replace(temporary, path)
+        except BaseException:
+            Path(temporary).unlink(missing_ok=True)
+            raise
+
+    def open(self, key: str, start: int = 0) -> BinaryIO:
+        try:
+            handle = self._path(key).open("rb")
+        except FileNotFoundError as exc:
+            raise StorageError(f"object {key!r} is not in the recordings folder") from exc
+        handle.seek(start)
+        return handle
+
+    def size(self, key: str) -> int:
+        try:
+            return self._path(key).stat().st_size
+        except FileNotFoundError as exc:
+            raise StorageError(f"object {key!r} is not in the recordings folder") from exc
+
+    def delete(self, key: str) -> None:
+        self._path(key).unlink(missing_ok=True)
+
+
+class S3Storage:
+    """An S3 bucket (or an S3-compatible endpoint) through boto3, with timeouts and retries."""
+
+    name = "s3"
+
+    def __init__(self, *, bucket: str, prefix: str, region: str, endpoint_url: str | None, sse: str = ""):
+        import boto3
+        from boto3.s3.transfer import TransferConfig
+        from botocore.config import Config
+
+        self.bucket, self.prefix, self.sse = bucket, prefix, sse
+        self.client = boto3.client(
+            "s3",
+            region_name=region,
+            endpoint_url=endpoint_url,
+            config=Config(
+                connect_timeout=settings.RECORDINGS_S3_CONNECT_TIMEOUT,
+                read_timeout=settings.RECORDINGS_S3_READ_TIMEOUT,
+                retries={"max_attempts": settings.RECORDINGS_S3_MAX_ATTEMPTS, "mode": "standard"},
+            ),
+        )
+        # parts of 8 MiB, a few at a time: memory stays bounded whatever the file's size
+        self.transfer = TransferConfig(
+            multipart_threshold=8 * 1024 * 1024, multipart_chunksize=8 * 1024 * 1024, max_concurrency=4
+        )
+
+    def _key(self, key: str) -> str:
+        return f"{self.prefix}{key}"
+
+    def put(self, key: str, source: BinaryIO) -> None:
+        extra = {"ServerSideEncryption": self.sse} if self.sse else {}
+        try:
+            self.client.upload_fileobj(source, self.bucket, self._key(key), ExtraArgs=extra, Config=self.transfer)
+        except Exception as exc:  # boto3 raises many kinds (client, transfer, connection)
+            raise StorageError(f"upload of {key!r} to s3://{self.bucket} failed: {exc}") from exc
+
+    def open(self, key: str, start: int = 0) -> BinaryIO:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        arguments = {"Bucket": self.bucket, "Key": self._key(key)}
+        if start:
+            arguments["Range"] = f"bytes={start}-"
+        try:
+            return self.client.get_object(**arguments)["Body"]
+        except (BotoCoreError, ClientError) as exc:
+            raise StorageError(f"object {key!r} could not be read from s3://{self.bucket}: {exc}") from exc
+
+    def size(self, key: str) -> int:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            return self.client.head_object(Bucket=self.bucket, Key=self._key(key))["ContentLength"]
+        except (BotoCoreError, ClientError) as exc:
+            raise StorageError(f"object {key!r} is not in s3://{self.bucket}: {exc}") from exc
+
+    def delete(self, key: str) -> None:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            self.client.delete_object(Bucket=self.bucket, Key=self._key(key))
+        except (BotoCoreError, ClientError) as exc:
+            raise StorageError(f"object {key!r} could not be deleted from s3://{self.bucket}: {exc}") from exc
+
+
+def get_storage() -> Storage:
+    """The configured store (built per call: settings may change, and clients are cheap)."""
+    if settings.RECORDINGS_S3_BUCKET:
+        return S3Storage(
+            bucket=settings.RECORDINGS_S3_BUCKET,
+            prefix=settings.RECORDINGS_S3_PREFIX,
+            region=settings.RECORDINGS_S3_REGION,
+            endpoint_url=settings.RECORDINGS_S3_ENDPOINT_URL,
+            sse=settings.RECORDINGS_S3_SSE,
+        )
+    return LocalStorage(settings.RECORDINGS_LOCAL_DIR)
