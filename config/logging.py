@@ -76,3 +76,22 @@ class MaskWebhookTokensFilter(logging.Filter):
             if name not in ("msg", "args") and isinstance(value, str | HttpRequest):
                 setattr(record, name, _masked(value))
         return True
+
+
+# Tasks that run every few seconds whatever happens (beat's schedule): Celery's own INFO lines about
+# them ("received", "succeeded", beat's "Sending due task") would bury the story every 2 seconds. The
+# tasks log themselves when they did something; their failures (WARNING and above) still show.
+ROUTINE_TASKS = ("orchestrator.sweep_escalations", "config.beat_heartbeat", "integrations.retry_due_messages")
+
+
+class QuietRoutineTasksFilter(logging.Filter):
+    """Drops Celery's routine INFO lines about the scheduled sweeps and heartbeats."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno >= logging.WARNING or not record.name.startswith("celery"):
+            return True
+        try:
+            text = record.getMessage()
+        except Exception:  # a malformed record is not ours to judge
+            return True
+        return not any(task in text for task in ROUTINE_TASKS)

@@ -438,6 +438,7 @@ LOGGING = {
         "context": {"()": "config.logging.ContextFilter"},
         # Carrier webhook paths carry a per-attempt token: logs show /webhooks/twilio/status/***.
         "mask_webhook_tokens": {"()": "config.logging.MaskWebhookTokensFilter"},
+        "quiet_routine_tasks": {"()": "config.logging.QuietRoutineTasksFilter"},
     },
     "formatters": {
         "json": {
@@ -451,14 +452,18 @@ LOGGING = {
         "console": {
             "class": "logging.StreamHandler",
             "formatter": "json",
-            "filters": ["context", "mask_webhook_tokens"],
+            "filters": ["context", "mask_webhook_tokens", "quiet_routine_tasks"],
         }
     },
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {
         "django.db.backends": {"level": "WARNING"},
-        # Both log request paths ("Forbidden: /webhooks/...", runserver's access lines).
-        "django.request": {"filters": ["mask_webhook_tokens"]},
+        # Both log request paths ("Forbidden: /webhooks/...", runserver's access lines). Every request is
+        # in the access log already (gunicorn's, or django.server's): django.request adds only 5xx, with
+        # the traceback, so no request is printed twice.
+        "django.request": {"level": "ERROR", "filters": ["mask_webhook_tokens"]},
+        # The twilio SDK logs every request's headers at INFO; they are debugging detail.
+        "twilio.http_client": {"level": "WARNING"},
         "django.server": {"handlers": ["console"], "filters": ["mask_webhook_tokens"], "propagate": False},
         "celery": {"level": LOG_LEVEL},
     },

@@ -79,7 +79,9 @@ def record_event(
     attempt: Any = None,
     data: dict | None = None,
 ) -> IncidentEvent:
-    return IncidentEvent.objects.create(
+    """One timeline row, and its one INFO log line: the log alone tells an incident's story (opened,
+    call placed on which carrier to whom, answered, digit, acknowledged by, escalated, exhausted)."""
+    event = IncidentEvent.objects.create(
         incident=incident,
         kind=kind,
         actor=actor[:200],
@@ -87,6 +89,16 @@ def record_event(
         attempt_id=attempt.pk if attempt is not None else None,
         data=data or {},
     )
+    fields: dict[str, Any] = {"incident_id": incident.pk, "kind": str(kind), "actor": event.actor}
+    fields["detail"] = event.message  # ("message" is the log record's own field)
+    if incident.is_drill:
+        fields["drill"] = True
+    if attempt is not None:
+        fields["attempt"] = getattr(attempt, "step", None)
+        contact = getattr(attempt, "contact", None)
+        fields["contact"] = getattr(contact, "name", None)
+    logger.info("incident event", extra=fields)
+    return event
 
 
 # --- contacts and policies ------------------------------------------------------------------------

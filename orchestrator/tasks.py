@@ -6,10 +6,14 @@ jitter: every service is idempotent and guarded by the step on a locked row.
 
 from __future__ import annotations
 
+import logging
+
 from celery import shared_task
 from django.db import InterfaceError, OperationalError
 
 from orchestrator import dialing, services
+
+logger = logging.getLogger(__name__)
 
 RETRY = {
     "acks_late": True,
@@ -34,4 +38,9 @@ def check_deadline(incident_id: int, step: int) -> None:
 
 @shared_task(name="orchestrator.sweep_escalations", **RETRY)
 def sweep_escalations() -> int:
-    return services.sweep_due()
+    """Every ESCALATION_SWEEP_SECONDS; it logs only when it found work (Celery's routine lines about it
+    are filtered, config/logging.py)."""
+    handled = services.sweep_due()
+    if handled:
+        logger.info("escalation sweep handled due incidents", extra={"count": handled})
+    return handled
