@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.test import Client
 
 from incidents.services import open_incident
-from orchestrator.services import advance, apply_call_status
+from orchestrator.services import apply_call_status
 from tests import factories
 from tests.accounts.helpers import person
 
@@ -32,7 +32,9 @@ def exhausted_incident(summary: str = "Disk full"):
     """An incident whose only allowed call went unanswered: every call made, nobody pressed 1."""
     policy = factories.policy(factories.contact("Park", 3), max_attempts=1, is_default=False)
     incident = open_incident(summary=summary, policy=policy).incident
-    advance(incident.pk, 1, reason="no keypress before the deadline")
+    token = incident.attempts.get(step=1).token
+    apply_call_status(token, "ringing", provider_call_id="CA-test-3")
+    apply_call_status(token, "no_answer")
     incident.refresh_from_db()
     assert incident.state == "exhausted"
     return incident

@@ -244,3 +244,17 @@ def test_an_open_incident_with_no_call_yet_shows_nobody_called():
     assert row.incident.pk == incident.pk
     assert row.calling_now.endswith(": waiting to be dialed")
     assert row.next_call_at is None  # nobody is ringing yet, so no next call time is promised
+
+
+def test_the_page_speaks_korean_when_the_browser_asks():
+    # given: a ringing incident, and a VIEWER whose browser prefers Korean
+    incident = ringing_incident("DB down", contact_name="Kim")
+    client = page_client("viewer", Role.VIEWER)
+
+    # when: they open the list and the incident
+    listing = text_of(client.get("/status/", HTTP_ACCEPT_LANGUAGE="ko-KR,ko;q=0.9"))
+    story = text_of(client.get(f"/status/incidents/{incident.pk}/", HTTP_ACCEPT_LANGUAGE="ko"))
+
+    # then: our words are Korean, the times still Seoul's
+    assert "열린 장애" in listing and "호출 중" in listing and "Kim (+8210" in listing
+    assert "벨 울리는 중" in story and "타임라인" in story and "KST" in story
