@@ -63,6 +63,8 @@ admin.site.site_title = gettext_lazy("On-call admin")
 admin.site.index_title = gettext_lazy("Incidents, people and policies")
 # "View site": the admin's own index until a page for responders exists (no JSON 404 at "/").
 admin.site.site_url = "/admin/"
+# No model sidebar beside every page: the incident list needs the width (and a phone needs it more).
+admin.site.enable_nav_sidebar = False
 
 
 def _unregister_third_party_admins() -> None:

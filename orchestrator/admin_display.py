@@ -19,7 +19,7 @@ from orchestrator.models import AnsweredBy, AttemptStatus, CallAttempt
 # One colour per state; exhausted is the loudest (open, silent, nobody answered), never green.
 STATE_STYLE = {
     IncidentState.TRIGGERED: ("oc-triggered", gettext_lazy("Calling")),
-    IncidentState.EXHAUSTED: ("oc-exhausted", gettext_lazy("Exhausted: nobody answered")),
+    IncidentState.EXHAUSTED: ("oc-exhausted", gettext_lazy("Exhausted")),
     IncidentState.ACKNOWLEDGED: ("oc-acknowledged", gettext_lazy("Acknowledged")),
     IncidentState.RESOLVED: ("oc-resolved", gettext_lazy("Resolved")),
 }

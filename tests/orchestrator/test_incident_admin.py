@@ -87,7 +87,7 @@ def test_an_exhausted_incident_reads_exhausted_in_orange_not_triggered_with_a_gr
 
     # then its state is an orange "Exhausted" badge; no yes/no icon stands in for a state
     assert 'class="oc-badge oc-exhausted" data-state="exhausted"' in page
-    assert "Exhausted: nobody answered" in page
+    assert ">Exhausted<" in page
     assert "icon-yes.svg" not in page and "icon-no.svg" not in page
 
 
@@ -118,8 +118,7 @@ def test_the_list_shows_who_acknowledged_and_how_long_it_took(admin_client, inci
     page = admin_client.get("/admin/incidents/incident/").content.decode()
 
     assert 'class="oc-badge oc-acknowledged"' in page
-    assert '<td class="field-acknowledged_by_person">ops</td>' in page
-    assert '<td class="field-time_to_acknowledge">' in page and " s</td>" in page
+    assert re.search(r'<td class="field-acknowledged">ops · \d+ s</td>', page)
 
 
 # --- the actions say what they did, per incident ----------------------------------------------------
