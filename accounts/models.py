@@ -169,6 +169,7 @@ class AuditAction(models.TextChoices):
     POLICY_CHANGED = "policy_changed", "Escalation policy created or changed"
     INTEGRATION_CHANGED = "integration_changed", "Integration created or changed"
     DRILL_STARTED = "drill_started", "Drill started"
+    RECORDING_DOWNLOADED = "recording_downloaded", "Recording downloaded"
 
 
 class AuditEvent(models.Model):

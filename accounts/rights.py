@@ -32,6 +32,8 @@ _ADMIN_RIGHTS: dict[str, frozenset[str]] = {
     "integrations.integration": EVERYTHING,
     "integrations.outboundmessage": frozenset({VIEW, CHANGE}),  # change: retry
     "integrations.deliveryattempt": READ_ONLY,
+    # metadata only: the media is heard through the audited download API
+    "recordings.recording": READ_ONLY,
 }
 
 ADMIN_SITE_RIGHTS: dict[str, dict[str, frozenset[str]]] = {

@@ -270,6 +270,7 @@ SPECTACULAR_SETTINGS = {
         {"name": "contacts", "description": "People we call (E.164 numbers)"},
         {"name": "policies", "description": "Escalation policies: contacts in call order, attempts, timers"},
         {"name": "drills", "description": "Test a policy by ringing its contacts; read the report"},
+        {"name": "recordings", "description": "Voice recordings and chat logs, encrypted; download (SUPERVISOR)"},
         {"name": "auth", "description": "Sign-in, tokens, sessions and MFA for people"},
         {"name": "users", "description": "People and roles (ADMIN)"},
         {"name": "api-keys", "description": "API keys for systems (ADMIN)"},
@@ -480,6 +481,12 @@ CELERY_BEAT_SCHEDULE = {
         "task": "orchestrator.sweep_escalations",
         "schedule": ESCALATION_SWEEP_SECONDS,
         "options": {"expire_seconds": max(2, int(ESCALATION_SWEEP_SECONDS * 2))},
+    },
+    # Recordings past their retention date (never on legal hold): objects deleted, tombstones kept.
+    "purge-expired-recordings": {
+        "task": "recordings.purge_expired",
+        "schedule": RECORDINGS_PURGE_INTERVAL_SECONDS,
+        "options": {"expire_seconds": int(RECORDINGS_PURGE_INTERVAL_SECONDS)},
     },
     # Fallback notifications whose delivery failed or whose worker died.
     "retry-integration-messages": {

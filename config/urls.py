@@ -8,6 +8,7 @@ api_v1 = [
     path("", include("accounts.urls")),
     path("", include("incidents.urls")),
     path("", include("orchestrator.api_urls")),
+    path("", include("recordings.urls")),
 ]
 
 urlpatterns = [

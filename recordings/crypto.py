@@ -93,7 +93,7 @@ def key_ring() -> list[MasterKey]:
         secret = hashlib.sha256(b"recordings-development-master-key:" + settings.SECRET_KEY.encode()).digest()
         return [MasterKey(DEVELOPMENT_KEY_ID, secret)]
     raise ImproperlyConfigured(
-        "RECORDINGS_MASTER_KEYS must be set when DEBUG is off (\"kid:base64 of 32 random bytes\", newest first)."
+        'RECORDINGS_MASTER_KEYS must be set when DEBUG is off ("kid:base64 of 32 random bytes", newest first).'
     )
 
 

@@ -1,0 +1,36 @@
+"""Thin tasks on the `recordings` queue: take an id, call the service."""
+
+from __future__ import annotations
+
+from celery import shared_task
+
+from recordings import services
+from recordings.storage import StorageError
+
+MAX_RETRIES = 5
+
+
+@shared_task(
+    bind=True,
+    name="recordings.process_upload",
+    acks_late=True,
+    ignore_result=True,
+    max_retries=MAX_RETRIES,
+    soft_time_limit=9 * 60,  # under the broker's 15-minute visibility timeout: never delivered twice at once
+    time_limit=10 * 60,
+)
+def process_upload(self, recording_id: int) -> None:
+    """Acked late and idempotent: a worker killed mid-way leaves the row `processing` and the task
+    to another worker. A store that keeps failing is retried with backoff, then recorded as failed."""
+    try:
+        services.process(recording_id)
+    except StorageError as exc:
+        if self.request.retries >= MAX_RETRIES:
+            services.mark_failed(recording_id, f"storage kept failing: {exc}")
+            return
+        raise self.retry(exc=exc, countdown=min(300, 5 * 2**self.request.retries)) from exc
+
+
+@shared_task(name="recordings.purge_expired", ignore_result=True)
+def purge_expired() -> int:
+    return services.purge_expired()
