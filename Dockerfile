@@ -11,8 +11,9 @@ RUN pip install -r requirements.txt
 COPY . .
 # collectstatic needs settings; the real SECRET_KEY and REDIS_URL come at run time.
 RUN DEBUG=false SECRET_KEY=build-only REDIS_URL=redis://unused:6379/0 python manage.py collectstatic --noinput \
-    && mkdir -p /app/var && chown -R oncall /app/var
+    && mkdir -p /app/var/prometheus && chown -R oncall /app/var
 
 USER oncall
 EXPOSE 8000
-CMD ["gunicorn", "config.wsgi", "--bind", "0.0.0.0:8000", "--workers", "3", "--threads", "4", "--access-logfile", "-", "--logger-class", "config.gunicorn_logging.MaskingLogger"]
+# config/gunicorn.conf.py: the app, the masking access log, and the metrics files' bookkeeping.
+CMD ["gunicorn", "-c", "config/gunicorn.conf.py", "--bind", "0.0.0.0:8000", "--workers", "3", "--threads", "4"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import time
 import uuid
 
 from django.http import HttpRequest, HttpResponse
@@ -31,6 +32,26 @@ class RequestIdMiddleware:
             request_id_var.reset(token)
             client_var.reset(client_token)
         response["X-Request-ID"] = request_id
+        return response
+
+
+class MetricsMiddleware:
+    """Counts every request by method, URL pattern (never the raw path) and status, and times it
+    (aicc_api_requests_total, aicc_api_duration_seconds; config/metrics.py)."""
+
+    def __init__(self, get_response):
+        from config.metrics import observe_request, route_of
+
+        self.get_response = get_response
+        self.observe_request = observe_request
+        self.route_of = route_of
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        started = time.perf_counter()
+        response = self.get_response(request)
+        self.observe_request(
+            request.method, self.route_of(request), response.status_code, time.perf_counter() - started
+        )
         return response
 
 

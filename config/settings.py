@@ -45,7 +45,7 @@ TRUSTED_PROXY_COUNT = env.int("TRUSTED_PROXY_COUNT", default=0)
 # setups (a laptop, the test run) turn the redirect and secure cookies off explicitly.
 SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=not DEBUG)
 # Health checks and metrics are probed over plain http from inside the network.
-SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$", r"^metrics$"]
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^health$", r"^readyz$", r"^metrics$"]
 SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=0 if DEBUG else 31536000)
 SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", default=True)
 SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=True)
@@ -73,10 +73,13 @@ INSTALLED_APPS = [
     "recordings",
     "integrations",
     "console",  # the status pages for responders (/status/)
+    "config",  # no models: its ready() wires the metrics signals (config/apps.py)
 ]
 
 MIDDLEWARE = [
     "config.middleware.RequestIdMiddleware",
+    # first after the request id: times the whole answer and labels it with the URL pattern that matched
+    "config.middleware.MetricsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -429,6 +432,20 @@ RECORDINGS_DEFAULT_QUALITY = env.str("RECORDINGS_DEFAULT_QUALITY", default="stan
 RECORDINGS_RETENTION_DAYS_VOICE = env.int("RECORDINGS_RETENTION_DAYS_VOICE", default=365)
 RECORDINGS_RETENTION_DAYS_CHAT = env.int("RECORDINGS_RETENTION_DAYS_CHAT", default=365)
 RECORDINGS_PURGE_INTERVAL_SECONDS = env.float("RECORDINGS_PURGE_INTERVAL_SECONDS", default=3600.0)
+
+# --- Metrics: /metrics in Prometheus's text format (config/metrics.py) ------------------------
+# Every process counts into files here (prometheus-client's multiprocess mode, config/prometheus.py) and
+# a scrape adds them up: web and workers of one machine, or containers sharing a volume, use one directory.
+PROMETHEUS_MULTIPROC_DIR = env.str("PROMETHEUS_MULTIPROC_DIR", default="") or str(VAR_DIR / "prometheus")
+# The bearer token Prometheus sends (`authorization: {credentials: ...}` in its scrape config). Unset,
+# /metrics is open under DEBUG (development) and refused otherwise.
+METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
+# Optional: only these addresses or networks may scrape, e.g. "10.0.0.0/8,127.0.0.1"; empty: any address.
+METRICS_ALLOWED_NETWORKS = env.list("METRICS_ALLOWED_NETWORKS", default=[])
+# The filesystem system_disk_usage_percent reports.
+METRICS_DISK_PATH = env.str("METRICS_DISK_PATH", default="/")
+# Redis and database reads at scrape time (queue depth, breakers, heartbeats) give up after this long.
+METRICS_SOURCE_TIMEOUT_SECONDS = env.float("METRICS_SOURCE_TIMEOUT_SECONDS", default=0.5)
 
 # --- Logging: one JSON object per line, with the request id or the Celery task id -------------
 LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")

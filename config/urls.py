@@ -3,6 +3,7 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from config.health import HealthzApi, ReadyzApi
+from config.metrics import MetricsApi
 
 api_v1 = [
     path("", include("accounts.urls")),
@@ -14,6 +15,8 @@ api_v1 = [
 urlpatterns = [
     path("healthz", HealthzApi.as_view(), name="healthz"),
     path("readyz", ReadyzApi.as_view(), name="readyz"),
+    path("health", HealthzApi.as_view(), name="health"),  # the seed's monitoring path
+    path("metrics", MetricsApi.as_view(), name="metrics"),
     path("admin/", admin.site.urls),
     path("status/", include("console.urls")),
     path("api/v1/", include(api_v1)),

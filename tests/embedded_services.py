@@ -24,6 +24,9 @@ os.environ.setdefault("DEBUG", "false")
 # The test client and the live server speak plain http: no redirect to https (secure cookies are
 # fine, the test client sends them anyway; tests of the production settings run them in a subprocess).
 os.environ.setdefault("SECURE_SSL_REDIRECT", "false")
+# Each run counts its metrics in a directory of its own (worker subprocesses inherit it): runs side
+# by side never add to each other's sums.
+os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", tempfile.mkdtemp(prefix="test-metrics-"))
 
 
 def free_port() -> int:

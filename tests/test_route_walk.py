@@ -25,6 +25,7 @@ PUBLIC_ROUTES = {
     "/api/schema/",
     "/api/docs/",
     "/healthz",
+    "/health",  # the seed's monitoring path, the same liveness answer
     "/readyz",
 }
 
