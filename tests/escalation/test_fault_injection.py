@@ -124,11 +124,18 @@ def test_a_killed_worker_and_a_restarted_empty_broker_lose_nothing_and_dial_noth
     second_worker = start_worker(private_broker, tmp_path / "second.log")
     try:
         # then every incident is acknowledged by its secondary
-        wait_until(
-            lambda: all(Incident.objects.get(pk=i.pk).state == "acknowledged" for i in incidents),
-            timeout=120,
-            what="every incident acknowledged after the faults",
-        )
+        try:
+            wait_until(
+                lambda: all(Incident.objects.get(pk=i.pk).state == "acknowledged" for i in incidents),
+                timeout=120,
+                what="every incident acknowledged after the faults",
+            )
+        except AssertionError:
+            states = list(
+                Incident.objects.filter(pk__in=[i.pk for i in incidents]).values_list("state", "current_step")
+            )
+            worker_log = (tmp_path / "second.log").read_text()[-4000:]
+            raise AssertionError(f"incidents (state, step): {states}\nsecond worker's log:\n{worker_log}") from None
     finally:
         kill(second_worker, signal.SIGTERM)
     simulator.wait_until_idle()

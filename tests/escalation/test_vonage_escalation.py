@@ -119,7 +119,8 @@ def test_voicemail_never_acknowledges_and_the_escalation_moves_on(vonage_carrier
     first = CallAttempt.objects.get(incident=incident, step=1)
     assert (first.answered_by, first.digits) == ("machine", "")
     assert incident.acknowledged_by.startswith("contact:Lee") and "machine" in kinds(incident)
-    assert spoken(vonage_carrier.calls[0])[0].startswith("디스크 가득 참")  # the voicemail still got the message
+    # the voicemail still got the message (introduced by the preamble: the alert has no script)
+    assert spoken(vonage_carrier.calls[0])[0].startswith(f"{KOREAN.preamble} 디스크 가득 참")
 
 
 @pytest.mark.e2e
@@ -147,7 +148,7 @@ def test_a_meaningless_key_repeats_the_message_and_1_then_acknowledges(vonage_ca
     incident_when(incident_id, lambda i: i.state == "acknowledged", "acknowledgement on the second round")
     vonage_carrier.wait_until_idle()
     [call] = vonage_carrier.calls
-    assert call.digits == "91" and spoken(call)[1].startswith(f"{KOREAN.invalid_key} 결제 오류 급증")
+    assert call.digits == "91" and spoken(call)[1].startswith(f"{KOREAN.invalid_key} {KOREAN.preamble} 결제 오류 급증")
 
 
 @pytest.mark.e2e
@@ -174,7 +175,7 @@ def test_an_english_contact_hears_english(vonage_carrier, system_client):
     incident_when(incident_id, lambda i: i.state == "acknowledged", "acknowledgement")
     vonage_carrier.wait_until_idle()
     [call] = vonage_carrier.calls
-    assert spoken(call) == [f"Checkout errors above 5% {ENGLISH.menu}", ENGLISH.acknowledged]
+    assert spoken(call) == [f"{ENGLISH.preamble} Checkout errors above 5% {ENGLISH.menu}", ENGLISH.acknowledged]
     assert {say["language"] for say in call.says} == {"en-US"}
 
 
@@ -323,9 +324,12 @@ def test_a_wrong_key_or_silence_repeats_the_message_then_says_goodbye(client, at
     wrong_key, silence = keypress(client, attempt.token, "9", 1).json(), keypress(client, attempt.token, "", 2).json()
     last_round = keypress(client, attempt.token, "", 3).json()  # the policy's message_repeats: 3
 
-    assert wrong_key[0]["text"].startswith(f"{KOREAN.invalid_key} 디스크 95%") and wrong_key[0]["bargeIn"] is True
+    # a summary-only alert is introduced by the preamble, after the wrong-key notice
+    expected_start = f"{KOREAN.invalid_key} {KOREAN.preamble} 디스크 95%"
+    assert wrong_key[0]["text"].startswith(expected_start) and wrong_key[0]["bargeIn"] is True
     assert wrong_key[1]["eventUrl"] == [f"https://oncall.example.com/webhooks/vonage/input/{attempt.token}?round=2"]
-    assert silence[0]["text"] == f"디스크 95% {KOREAN.menu}" and silence[1]["eventUrl"][0].endswith("?round=3")
+    assert silence[0]["text"] == f"{KOREAN.preamble} 디스크 95% {KOREAN.menu}"
+    assert silence[1]["eventUrl"][0].endswith("?round=3")
     assert last_round == [{"action": "talk", "text": KOREAN.goodbye_no_input, "language": "ko-KR"}]
     assert snapshot(attempt)[:2] == ("triggered", 1) and CallAttempt.objects.get(pk=attempt.pk).digits == "9"
 
@@ -341,7 +345,8 @@ def test_an_english_contact_hears_english_after_a_wrong_key(client, attempt):
 
     ncco = keypress(client, english.token, "7").json()
 
-    assert ncco[0]["language"] == "en-US" and ncco[0]["text"] == f"{ENGLISH.invalid_key} Disk 95% {ENGLISH.menu}"
+    expected = f"{ENGLISH.invalid_key} {ENGLISH.preamble} Disk 95% {ENGLISH.menu}"
+    assert ncco[0]["language"] == "en-US" and ncco[0]["text"] == expected
 
 
 def test_an_unknown_token_changes_nothing(client, attempt):
