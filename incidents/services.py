@@ -18,6 +18,7 @@ from django.utils import timezone
 from accounts import audit
 from accounts.models import AuditAction
 from config.errors import DomainError, InvalidInput, NotFound, Unprocessable
+from incidents import metrics as incident_metrics
 from incidents import selectors
 from incidents.models import (
     OPEN_STATES,
@@ -343,6 +344,7 @@ def open_incident(
             else:
                 Alert.objects.create(incident=incident, source=source, payload=payload, received_by=actor)
                 record_event(incident, EventKind.CREATED, actor=actor, message=summary[:500])
+                incident_metrics.incident_opened(incident)
                 engine.start(incident)
                 return IngestResult(incident=incident, created=True)
         Alert.objects.create(incident=existing, source=source, payload=payload, received_by=actor)
@@ -412,6 +414,7 @@ def acknowledge_locked(
     incident.acknowledged_by = actor[:200]
     incident.next_action_at = None
     incident.save(update_fields=["state", "acknowledged_at", "acknowledged_by", "next_action_at", "updated_at"])
+    incident_metrics.incident_acknowledged(incident)
     via_data = {"via": via} if via else None
     record_event(incident, EventKind.ACKNOWLEDGED, actor=actor, message=message, attempt=attempt, data=via_data)
     audit.record(
@@ -436,6 +439,7 @@ def _resolve_locked(incident: Incident, *, actor: str, message: str, via: str = 
     incident.resolved_at = timezone.now()
     incident.next_action_at = None
     incident.save(update_fields=["state", "resolved_at", "next_action_at", "updated_at"])
+    incident_metrics.incident_resolved(incident)
     record_event(incident, EventKind.RESOLVED, actor=actor, message=message, data={"via": via} if via else None)
     audit.record(AuditAction.INCIDENT_RESOLVED, actor=actor, target=f"incident:{incident.pk}", data={"how": message})
     _notify(incident, "incident.resolved")

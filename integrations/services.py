@@ -24,6 +24,7 @@ from config import outbound
 from config.celery_utils import enqueue_on_commit
 from config.errors import InvalidInput
 from integrations import adapters
+from integrations import metrics as integration_metrics
 from integrations.models import TEST_EVENT, DeliveryAttempt, Integration, MessageStatus, OutboundMessage
 from integrations.selectors import subscribed_integrations
 
@@ -241,6 +242,7 @@ def _schedule_retry(message: OutboundMessage, now: datetime, error: adapters.Del
     message.claimed_at = None
     message.last_error = error.reason
     message.save(update_fields=["status", "next_attempt_at", "claimed_at", "last_error", "updated_at"])
+    integration_metrics.message_settled(message, "retrying")
     enqueue_on_commit(DELIVER_TASK, message.pk, countdown=delay)
     logger.warning(
         "integration delivery failed; retrying",
@@ -260,6 +262,7 @@ def _mark_delivered(message: OutboundMessage, now: datetime) -> None:
     message.claimed_at = None
     message.last_error = ""
     message.save(update_fields=["status", "delivered_at", "next_attempt_at", "claimed_at", "last_error", "updated_at"])
+    integration_metrics.message_settled(message, "delivered")
     logger.info("integration message delivered", extra={"message_id": message.pk, "attempt": message.attempts})
 
 
@@ -269,6 +272,7 @@ def _mark_failed(message: OutboundMessage, now: datetime, reason: str) -> None:
     message.claimed_at = None
     message.last_error = reason
     message.save(update_fields=["status", "next_attempt_at", "claimed_at", "last_error", "updated_at"])
+    integration_metrics.message_settled(message, "failed")
     logger.warning("integration message failed", extra={"message_id": message.pk, "error": reason})
 
 

@@ -21,6 +21,7 @@ from django.utils import timezone
 
 from incidents.models import EventKind, IncidentState
 from incidents.services import record_event
+from orchestrator import metrics as call_metrics
 from orchestrator.models import AttemptStatus
 from orchestrator.services import (
     _cancel_undialed,
@@ -130,6 +131,7 @@ def _placed(attempt_id: int, carrier: str, call_id: str, failures: list[CarrierF
         attempt.dialed_at = timezone.now()
         attempt.error = "; ".join(str(failure) for failure in failures)[:500]
         attempt.save(update_fields=["provider", "provider_call_id", "dialed_at", "error"])
+        call_metrics.call_placed(incident, attempt)
         after = f" after {'; '.join(str(failure) for failure in failures)}" if failures else ""
         record_event(incident, EventKind.DIALING, message=f"{carrier} accepted call {call_id}{after}", attempt=attempt)
         if incident.calls_at(attempt.step) and not attempt.is_final:
@@ -153,5 +155,6 @@ def _no_carrier_placed(attempt_id: int, failures: list[CarrierFailure]) -> None:
         attempt.status = AttemptStatus.FAILED
         attempt.ended_at = timezone.now()
         attempt.save(update_fields=["error", "status", "ended_at"])
+        call_metrics.call_ended(attempt)
         record_event(incident, EventKind.DIAL_FAILED, message=f"no carrier placed the call: {summary}", attempt=attempt)
         move_on_locked(incident, attempt, reason="no carrier could place the call")

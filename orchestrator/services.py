@@ -23,8 +23,10 @@ from accounts import audit
 from accounts.models import AuditAction
 from config.celery_utils import enqueue_on_commit
 from config.errors import DomainError
+from incidents import metrics as incident_metrics
 from incidents.models import EventKind, Incident, IncidentState
 from incidents.services import acknowledge_locked, incident_payload, lock_incident, record_event
+from orchestrator import metrics as call_metrics
 from orchestrator.models import FINAL_STATUSES, STATUS_RANK, AnsweredBy, AttemptStatus, CallAttempt
 
 logger = logging.getLogger(__name__)
@@ -157,6 +159,7 @@ def _exhaust_locked(incident: Incident, reason: str) -> None:
     incident.exhausted_reason = reason[:300]
     incident.next_action_at = None
     incident.save(update_fields=["state", "exhausted_reason", "next_action_at", "updated_at"])
+    incident_metrics.incident_exhausted(incident)
     record_event(incident, EventKind.EXHAUSTED, message=reason)
     if incident.is_drill:
         return  # a drill proves the phones, it never wakes the fallback channels
@@ -375,6 +378,8 @@ def apply_call_status(
         if status in FINAL_STATUSES:
             attempt.ended_at = now
         attempt.save(update_fields=["status", "provider_call_id", "answered_by", "answered_at", "ended_at"])
+        if status in FINAL_STATUSES:
+            call_metrics.call_ended(attempt)
         _record_status_event(incident, attempt, status, detail)
         if not incident.calls_at(attempt.step):
             return attempt

@@ -1,0 +1,21 @@
+"""Outbound notifications by integration and what became of each delivery: delivered, retrying, failed."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter
+
+from config.metrics import after_commit
+
+OUTBOUND = Counter(
+    "aicc_outbound_messages",
+    "Outbound messages settled or rescheduled, by integration, kind and status",
+    ["integration", "kind", "status"],
+    registry=None,
+)
+
+
+def message_settled(message, status: str) -> None:
+    """status: delivered, failed (gave up) or retrying (a failed try with another to come)."""
+    integration = message.integration
+    labels = (integration.name[:100], str(integration.kind), status)
+    after_commit(lambda: OUTBOUND.labels(*labels).inc())
