@@ -14,6 +14,7 @@ its counters, which must stay in the sum.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import re
@@ -45,6 +46,7 @@ def enable_multiprocess() -> Path:
     if not getattr(values.ValueClass, "_oncall_multiprocess", False):
         values.ValueClass = values.MultiProcessValue(process_identifier)
         values.ValueClass._oncall_multiprocess = True
+        os.register_at_fork(after_in_child=forget_inherited_files)
     return directory
 
 
@@ -82,6 +84,29 @@ def remove_files_of_dead_processes(directory: Path | None = None) -> int:
     if removed:
         logger.info("removed metrics files of stopped processes", extra={"files": removed, "dir": str(directory)})
     return removed
+
+
+def forget_inherited_files() -> None:
+    """Right after a fork, in the child: close the parent's metric files and forget them, so the
+    next count opens this process's own. prometheus-client would do the same on the child's first
+    count, but by then billiard may have closed every inherited descriptor (it does for the beat
+    process of `celery worker --beat`), and closing them again fails with EBADF on every count.
+
+    prometheus-client keeps that state in the closure of MultiProcessValue (pinned version); if its
+    shape ever changes, this does nothing and says so."""
+    check = getattr(values.ValueClass, "_MmapedValue__check_for_pid_change", None)
+    try:
+        cells = dict(zip(check.__code__.co_freevars, (cell.cell_contents for cell in check.__closure__), strict=True))
+        files, pid, identify = cells["files"], cells["pid"], cells["process_identifier"]
+    except (AttributeError, KeyError, TypeError, ValueError):
+        logger.warning("prometheus-client's multiprocess state has an unknown shape; inherited files kept")
+        return
+    if pid["value"] == identify():
+        return  # not a fork child, or this process already counted with its own files
+    for inherited in files.values():
+        with contextlib.suppress(OSError):  # already closed under us: forgetting it is all there is to do
+            inherited.close()
+    files.clear()
 
 
 def mark_process_dead(pid: int) -> None:

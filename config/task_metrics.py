@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from celery.signals import beat_init, task_failure, task_postrun, task_prerun, worker_ready
+from celery.signals import beat_init, task_failure, task_postrun, task_prerun, worker_process_init, worker_ready
 from prometheus_client import Counter, Histogram
 
 import config.prometheus
@@ -55,4 +55,10 @@ def _task_failed(sender: Any = None, **_: Any) -> None:
 @worker_ready.connect(dispatch_uid="config.task_metrics.worker_ready")
 @beat_init.connect(dispatch_uid="config.task_metrics.beat_init")
 def _clean_stale_files(**_: Any) -> None:
+    config.prometheus.forget_inherited_files()
     config.prometheus.remove_files_of_dead_processes()
+
+
+@worker_process_init.connect(dispatch_uid="config.task_metrics.worker_process_init")
+def _forget_inherited_files(**_: Any) -> None:
+    config.prometheus.forget_inherited_files()
