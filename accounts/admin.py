@@ -61,8 +61,7 @@ admin.site.login_form = MFAAdminAuthenticationForm
 admin.site.site_header = gettext_lazy("On-call escalation")
 admin.site.site_title = gettext_lazy("On-call admin")
 admin.site.index_title = gettext_lazy("Incidents, people and policies")
-# "View site": the admin's own index until a page for responders exists (no JSON 404 at "/").
-admin.site.site_url = "/admin/"
+# "View site" leads to the status page for responders: console's AppConfig.ready() sets it, the one place.
 # No model sidebar beside every page: the incident list needs the width (and a phone needs it more).
 admin.site.enable_nav_sidebar = False
 

@@ -6,6 +6,7 @@ from django.conf import settings
 from django.contrib.auth.models import AbstractUser
 from django.db import models
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 
 class Role(models.TextChoices):
@@ -27,7 +28,9 @@ STAFF_ROLES = (Role.ADMIN, Role.SUPER_ADMIN)
 class User(AbstractUser):
     """The role decides everything: admin access (ADMIN and above), API rights, MFA requirement."""
 
-    role = models.CharField(max_length=20, choices=Role.choices, default=Role.VIEWER, db_index=True)
+    role = models.CharField(
+        max_length=20, choices=Role.choices, default=Role.VIEWER, db_index=True, verbose_name=_("role")
+    )
 
     def save(self, *args, **kwargs):
         if self.is_superuser and self.role != Role.SUPER_ADMIN:
@@ -73,20 +76,26 @@ class APIKey(models.Model):
     authentication cheap during an alert storm. `prefix` finds the row without scanning.
     """
 
-    name = models.CharField(max_length=100)
-    prefix = models.CharField(max_length=16, unique=True, editable=False)
-    hashed_key = models.CharField(max_length=64, editable=False)
-    scopes = models.JSONField(default=list)
-    created_at = models.DateTimeField(auto_now_add=True)
+    name = models.CharField(max_length=100, verbose_name=_("name"))
+    prefix = models.CharField(max_length=16, unique=True, editable=False, verbose_name=_("prefix"))
+    hashed_key = models.CharField(max_length=64, editable=False, verbose_name=_("hashed key"))
+    scopes = models.JSONField(default=list, verbose_name=_("scopes"))
+    created_at = models.DateTimeField(auto_now_add=True, verbose_name=_("created at"))
     created_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        verbose_name=_("created by"),
     )
-    expires_at = models.DateTimeField(null=True, blank=True)
-    revoked_at = models.DateTimeField(null=True, blank=True)
-    last_used_at = models.DateTimeField(null=True, blank=True, editable=False)
+    expires_at = models.DateTimeField(null=True, blank=True, verbose_name=_("expires at"))
+    revoked_at = models.DateTimeField(null=True, blank=True, verbose_name=_("revoked at"))
+    last_used_at = models.DateTimeField(null=True, blank=True, editable=False, verbose_name=_("last used at"))
 
     class Meta:
-        verbose_name = "API key"
+        verbose_name = _("API key")
+        verbose_name_plural = _("API keys")
         ordering = ["-created_at"]
 
     def __str__(self) -> str:
@@ -107,16 +116,22 @@ class APIKey(models.Model):
 class LoginSession(models.Model):
     """One sign-in on one device. Its id rides in the JWTs as `sid`; ending it stops both tokens."""
 
-    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="login_sessions")
-    refresh_jti = models.CharField(max_length=64, db_index=True, help_text="the current refresh token")
-    ip = models.GenericIPAddressField(null=True, blank=True)
-    user_agent = models.CharField(max_length=300, blank=True)
-    mfa_verified = models.BooleanField(default=False)
-    created_at = models.DateTimeField(auto_now_add=True)
-    last_refreshed_at = models.DateTimeField(null=True, blank=True)
-    ended_at = models.DateTimeField(null=True, blank=True)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="login_sessions", verbose_name=_("user")
+    )
+    refresh_jti = models.CharField(
+        max_length=64, db_index=True, help_text=_("the current refresh token"), verbose_name=_("refresh jti")
+    )
+    ip = models.GenericIPAddressField(null=True, blank=True, verbose_name=_("ip"))
+    user_agent = models.CharField(max_length=300, blank=True, verbose_name=_("user agent"))
+    mfa_verified = models.BooleanField(default=False, verbose_name=_("mfa verified"))
+    created_at = models.DateTimeField(auto_now_add=True, verbose_name=_("created at"))
+    last_refreshed_at = models.DateTimeField(null=True, blank=True, verbose_name=_("last refreshed at"))
+    ended_at = models.DateTimeField(null=True, blank=True, verbose_name=_("ended at"))
 
     class Meta:
+        verbose_name = _("login session")
+        verbose_name_plural = _("login sessions")
         ordering = ["-created_at"]
 
     def __str__(self) -> str:
@@ -126,21 +141,35 @@ class LoginSession(models.Model):
 class MFADevice(models.Model):
     """A TOTP authenticator. The secret is encrypted at rest (Fernet, key from MFA_ENCRYPTION_KEY)."""
 
-    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="mfa_device")
-    encrypted_secret = models.TextField()
-    confirmed_at = models.DateTimeField(null=True, blank=True)
-    last_used_step = models.BigIntegerField(default=0, help_text="a TOTP step is accepted once")
-    created_at = models.DateTimeField(auto_now_add=True)
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="mfa_device", verbose_name=_("user")
+    )
+    encrypted_secret = models.TextField(verbose_name=_("encrypted secret"))
+    confirmed_at = models.DateTimeField(null=True, blank=True, verbose_name=_("confirmed at"))
+    last_used_step = models.BigIntegerField(
+        default=0, help_text=_("a TOTP step is accepted once"), verbose_name=_("last used step")
+    )
+    created_at = models.DateTimeField(auto_now_add=True, verbose_name=_("created at"))
+
+    class Meta:
+        verbose_name = _("MFA device")
+        verbose_name_plural = _("MFA devices")
 
     def __str__(self) -> str:
         return f"TOTP for {self.user} ({'confirmed' if self.confirmed_at else 'pending'})"
 
 
 class RecoveryCode(models.Model):
-    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="recovery_codes")
-    code_hash = models.CharField(max_length=64)
-    used_at = models.DateTimeField(null=True, blank=True)
-    created_at = models.DateTimeField(auto_now_add=True)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="recovery_codes", verbose_name=_("user")
+    )
+    code_hash = models.CharField(max_length=64, verbose_name=_("code hash"))
+    used_at = models.DateTimeField(null=True, blank=True, verbose_name=_("used at"))
+    created_at = models.DateTimeField(auto_now_add=True, verbose_name=_("created at"))
+
+    class Meta:
+        verbose_name = _("recovery code")
+        verbose_name_plural = _("recovery codes")
 
     def __str__(self) -> str:
         return f"recovery code of {self.user} ({'used' if self.used_at else 'unused'})"
@@ -175,18 +204,27 @@ class AuditAction(models.TextChoices):
 class AuditEvent(models.Model):
     """Who did what, from where. Append-only; never holds a password, token, key or TOTP code."""
 
-    at = models.DateTimeField(auto_now_add=True, db_index=True)
-    action = models.CharField(max_length=40, choices=AuditAction.choices, db_index=True)
-    actor = models.CharField(max_length=200, help_text="user:name, api-key:name, contact:name or system")
-    actor_user = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    at = models.DateTimeField(auto_now_add=True, db_index=True, verbose_name=_("at"))
+    action = models.CharField(max_length=40, choices=AuditAction.choices, db_index=True, verbose_name=_("action"))
+    actor = models.CharField(
+        max_length=200, help_text=_("user:name, api-key:name, contact:name or system"), verbose_name=_("actor")
     )
-    target = models.CharField(max_length=200, blank=True)
-    ip = models.GenericIPAddressField(null=True, blank=True)
-    user_agent = models.CharField(max_length=300, blank=True)
-    data = models.JSONField(default=dict, blank=True)
+    actor_user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        verbose_name=_("actor user"),
+    )
+    target = models.CharField(max_length=200, blank=True, verbose_name=_("target"))
+    ip = models.GenericIPAddressField(null=True, blank=True, verbose_name=_("ip"))
+    user_agent = models.CharField(max_length=300, blank=True, verbose_name=_("user agent"))
+    data = models.JSONField(default=dict, blank=True, verbose_name=_("data"))
 
     class Meta:
+        verbose_name = _("audit event")
+        verbose_name_plural = _("audit events")
         ordering = ["-at", "-pk"]
 
     def __str__(self) -> str:

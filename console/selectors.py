@@ -8,9 +8,9 @@ from datetime import datetime
 from django.db.models import F
 
 from accounts.models import Role, User
-from console import words
 from incidents.models import OPEN_STATES, Incident, IncidentEvent, IncidentState
 from orchestrator import selectors as engine_selectors
+from orchestrator import words
 from orchestrator.models import AttemptStatus, CallAttempt
 
 OPEN_LIST_LIMIT = 200
@@ -86,7 +86,7 @@ def _timeline_row(event: IncidentEvent, attempts: dict[int, CallAttempt]) -> dic
         "what": words.event_words(event.kind, attempt),
         "kind": event.kind,
         "who": words.actor_words(event.actor),
-        "message": event.message,
+        "message": words.event_detail(event, attempt),
         "call_step": attempt.step if attempt else None,
         "via": (event.data or {}).get("via", ""),
     }

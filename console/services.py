@@ -14,9 +14,9 @@ from django.utils.translation import gettext as _
 from accounts.audit import actor_name
 from accounts.models import User
 from config.errors import DomainError
-from console import words
 from incidents import services as incident_services
 from incidents.models import IncidentState
+from orchestrator import words
 from orchestrator.services import escalate_now
 
 VIA = "status page"

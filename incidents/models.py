@@ -8,6 +8,8 @@ from django.conf import settings
 from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
 from django.db import models
 from django.db.models import Q
+from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 
 E164 = RegexValidator(
     regex=r"^\+[1-9]\d{6,14}$",
@@ -22,23 +24,35 @@ class Language(models.TextChoices):
 
 
 class Contact(models.Model):
-    name = models.CharField(max_length=100)
-    phone = models.CharField(max_length=16, validators=[E164], help_text="E.164, e.g. +821012345678")
-    language = models.CharField(max_length=8, choices=Language.choices, default=Language.KOREAN)
-    active = models.BooleanField(default=True)
+    name = models.CharField(max_length=100, verbose_name=_("name"))
+    phone = models.CharField(
+        max_length=16, validators=[E164], help_text=_("E.164, e.g. +821012345678"), verbose_name=_("phone")
+    )
+    language = models.CharField(
+        max_length=8, choices=Language.choices, default=Language.KOREAN, verbose_name=_("language")
+    )
+    active = models.BooleanField(default=True, verbose_name=_("active"))
     preferred_provider = models.CharField(
         max_length=20,
         blank=True,
         choices=[("", "No preference"), ("twilio", "Twilio"), ("vonage", "Vonage")],
-        help_text="tried first when it is one of the configured carriers",
+        help_text=_("tried first when it is one of the configured carriers"),
+        verbose_name=_("preferred provider"),
     )
     user = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="contacts"
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="contacts",
+        verbose_name=_("user"),
     )
-    created_at = models.DateTimeField(auto_now_add=True)
-    updated_at = models.DateTimeField(auto_now=True)
+    created_at = models.DateTimeField(auto_now_add=True, verbose_name=_("created at"))
+    updated_at = models.DateTimeField(auto_now=True, verbose_name=_("updated at"))
 
     class Meta:
+        verbose_name = _("contact")
+        verbose_name_plural = _("contacts")
         ordering = ["name"]
 
     def __str__(self) -> str:
@@ -49,26 +63,43 @@ class EscalationPolicy(models.Model):
     """Contacts in order; calls go round them (primary, secondary, primary, ...) until someone
     presses 1 or `max_attempts` calls have been placed."""
 
-    name = models.CharField(max_length=100, unique=True)
-    contacts = models.ManyToManyField(Contact, through="PolicyContact", related_name="policies")
+    name = models.CharField(max_length=100, unique=True, verbose_name=_("name"))
+    contacts = models.ManyToManyField(
+        Contact, through="PolicyContact", related_name="policies", verbose_name=_("contacts")
+    )
     max_attempts = models.PositiveSmallIntegerField(
-        default=5, validators=[MinValueValidator(1), MaxValueValidator(50)], help_text="calls before giving up"
+        default=5,
+        validators=[MinValueValidator(1), MaxValueValidator(50)],
+        help_text=_("calls before giving up"),
+        verbose_name=_("max attempts"),
     )
     ring_timeout_seconds = models.PositiveSmallIntegerField(
-        default=30, validators=[MinValueValidator(5), MaxValueValidator(120)], help_text="how long each call rings"
+        default=30,
+        validators=[MinValueValidator(5), MaxValueValidator(120)],
+        help_text=_("how long each call rings"),
+        verbose_name=_("ring timeout seconds"),
     )
     pause_seconds = models.PositiveSmallIntegerField(
-        default=0, validators=[MaxValueValidator(600)], help_text="wait between a missed call and the next one"
+        default=0,
+        validators=[MaxValueValidator(600)],
+        help_text=_("wait between a missed call and the next one"),
+        verbose_name=_("pause seconds"),
     )
     message_repeats = models.PositiveSmallIntegerField(
-        default=3, validators=[MinValueValidator(1), MaxValueValidator(10)], help_text="times the message is spoken"
+        default=3,
+        validators=[MinValueValidator(1), MaxValueValidator(10)],
+        help_text=_("times the message is spoken"),
+        verbose_name=_("message repeats"),
     )
-    is_default = models.BooleanField(default=False, help_text="used when an alert names no policy")
-    created_at = models.DateTimeField(auto_now_add=True)
-    updated_at = models.DateTimeField(auto_now=True)
+    is_default = models.BooleanField(
+        default=False, help_text=_("used when an alert names no policy"), verbose_name=_("default policy")
+    )
+    created_at = models.DateTimeField(auto_now_add=True, verbose_name=_("created at"))
+    updated_at = models.DateTimeField(auto_now=True, verbose_name=_("updated at"))
 
     class Meta:
-        verbose_name_plural = "escalation policies"
+        verbose_name = _("escalation policy")
+        verbose_name_plural = _("escalation policies")
         ordering = ["name"]
         constraints = [
             models.UniqueConstraint(fields=["is_default"], condition=Q(is_default=True), name="one_default_policy")
@@ -79,11 +110,17 @@ class EscalationPolicy(models.Model):
 
 
 class PolicyContact(models.Model):
-    policy = models.ForeignKey(EscalationPolicy, on_delete=models.CASCADE, related_name="members")
-    contact = models.ForeignKey(Contact, on_delete=models.PROTECT, related_name="memberships")
-    position = models.PositiveSmallIntegerField(default=0)
+    policy = models.ForeignKey(
+        EscalationPolicy, on_delete=models.CASCADE, related_name="members", verbose_name=_("policy")
+    )
+    contact = models.ForeignKey(
+        Contact, on_delete=models.PROTECT, related_name="memberships", verbose_name=_("contact")
+    )
+    position = models.PositiveSmallIntegerField(default=0, verbose_name=_("position"))
 
     class Meta:
+        verbose_name = _("policy contact")
+        verbose_name_plural = _("policy contacts")
         ordering = ["position", "pk"]
         constraints = [models.UniqueConstraint(fields=["policy", "contact"], name="contact_once_per_policy")]
 
@@ -92,10 +129,10 @@ class PolicyContact(models.Model):
 
 
 class Severity(models.TextChoices):
-    CRITICAL = "critical", "Critical"
-    HIGH = "high", "High"
-    WARNING = "warning", "Warning"
-    INFO = "info", "Info"
+    CRITICAL = "critical", pgettext_lazy("severity", "Critical")
+    HIGH = "high", pgettext_lazy("severity", "High")
+    WARNING = "warning", pgettext_lazy("severity", "Warning")
+    INFO = "info", pgettext_lazy("severity", "Info")
 
 
 class Source(models.TextChoices):
@@ -110,10 +147,12 @@ class IncidentState(models.TextChoices):
     """The incident's one state. Only TRIGGERED rings phones; EXHAUSTED is open but silent (every
     call of the round was made and nobody pressed 1)."""
 
-    TRIGGERED = "triggered", "Triggered"
-    EXHAUSTED = "exhausted", "Exhausted"
-    ACKNOWLEDGED = "acknowledged", "Acknowledged"
-    RESOLVED = "resolved", "Resolved"
+    # The labels are the words people read everywhere (admin badges and filters, the status page):
+    # orchestrator/words.py shows them, translated.
+    TRIGGERED = "triggered", pgettext_lazy("incident state", "Calling")
+    EXHAUSTED = "exhausted", pgettext_lazy("incident state", "Exhausted: nobody answered")
+    ACKNOWLEDGED = "acknowledged", pgettext_lazy("incident state", "Acknowledged")
+    RESOLVED = "resolved", pgettext_lazy("incident state", "Resolved")
 
 
 OPEN_STATES = (IncidentState.TRIGGERED, IncidentState.EXHAUSTED, IncidentState.ACKNOWLEDGED)
@@ -133,27 +172,45 @@ def can_transition(current: str, target: str) -> bool:
 
 
 class Incident(models.Model):
-    summary = models.CharField(max_length=500)
-    tts_text = models.TextField(blank=True, help_text="what the phone says; the summary when empty")
-    severity = models.CharField(max_length=10, choices=Severity.choices, default=Severity.CRITICAL)
-    source = models.CharField(max_length=20, choices=Source.choices, default=Source.GENERIC)
-    dedup_key = models.CharField(max_length=255, null=True, blank=True)
-    policy = models.ForeignKey(EscalationPolicy, on_delete=models.PROTECT, related_name="incidents")
-    state = models.CharField(max_length=20, choices=IncidentState.choices, default=IncidentState.TRIGGERED)
-    is_drill = models.BooleanField(default=False, db_index=True, help_text="a test run: no fallback notifications")
-    exhausted_reason = models.CharField(max_length=300, blank=True)
-    current_step = models.PositiveIntegerField(default=0, help_text="calls placed so far; guards every engine task")
-    round_started_step = models.PositiveIntegerField(
-        default=0, help_text="current_step when this round of calls began (a re-trigger starts a new round)"
+    summary = models.CharField(max_length=500, verbose_name=_("summary"))
+    tts_text = models.TextField(
+        blank=True, help_text=_("what the phone says; the summary when empty"), verbose_name=_("tts text")
     )
-    next_action_at = models.DateTimeField(null=True, blank=True, db_index=True)
-    acknowledged_at = models.DateTimeField(null=True, blank=True)
-    acknowledged_by = models.CharField(max_length=200, blank=True, help_text="who pressed 1, or who acknowledged")
-    resolved_at = models.DateTimeField(null=True, blank=True)
-    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
-    updated_at = models.DateTimeField(auto_now=True)
+    severity = models.CharField(
+        max_length=10, choices=Severity.choices, default=Severity.CRITICAL, verbose_name=_("severity")
+    )
+    source = models.CharField(max_length=20, choices=Source.choices, default=Source.GENERIC, verbose_name=_("source"))
+    dedup_key = models.CharField(max_length=255, null=True, blank=True, verbose_name=_("dedup key"))
+    policy = models.ForeignKey(
+        EscalationPolicy, on_delete=models.PROTECT, related_name="incidents", verbose_name=_("policy")
+    )
+    state = models.CharField(
+        max_length=20, choices=IncidentState.choices, default=IncidentState.TRIGGERED, verbose_name=_("state")
+    )
+    is_drill = models.BooleanField(
+        default=False, db_index=True, help_text=_("a test run: no fallback notifications"), verbose_name=_("drill")
+    )
+    exhausted_reason = models.CharField(max_length=300, blank=True, verbose_name=_("exhausted reason"))
+    current_step = models.PositiveIntegerField(
+        default=0, help_text=_("calls placed so far; guards every engine task"), verbose_name=_("current step")
+    )
+    round_started_step = models.PositiveIntegerField(
+        default=0,
+        help_text=_("current_step when this round of calls began (a re-trigger starts a new round)"),
+        verbose_name=_("round started step"),
+    )
+    next_action_at = models.DateTimeField(null=True, blank=True, db_index=True, verbose_name=_("next action at"))
+    acknowledged_at = models.DateTimeField(null=True, blank=True, verbose_name=_("acknowledged at"))
+    acknowledged_by = models.CharField(
+        max_length=200, blank=True, help_text=_("who pressed 1, or who acknowledged"), verbose_name=_("acknowledged by")
+    )
+    resolved_at = models.DateTimeField(null=True, blank=True, verbose_name=_("resolved at"))
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True, verbose_name=_("created at"))
+    updated_at = models.DateTimeField(auto_now=True, verbose_name=_("updated at"))
 
     class Meta:
+        verbose_name = _("incident")
+        verbose_name_plural = _("incidents")
         ordering = ["-created_at", "-pk"]
         constraints = [
             # At most one open incident per dedup key: concurrent duplicates cannot both insert.
@@ -189,14 +246,16 @@ class Incident(models.Model):
 class Alert(models.Model):
     """Every payload received, raw, attached to the incident it opened, joined or resolved."""
 
-    incident = models.ForeignKey(Incident, on_delete=models.CASCADE, related_name="alerts")
-    source = models.CharField(max_length=20, choices=Source.choices)
-    status = models.CharField(max_length=20, default="firing")
-    payload = models.JSONField()
-    received_at = models.DateTimeField(auto_now_add=True)
-    received_by = models.CharField(max_length=200, blank=True)
+    incident = models.ForeignKey(Incident, on_delete=models.CASCADE, related_name="alerts", verbose_name=_("incident"))
+    source = models.CharField(max_length=20, choices=Source.choices, verbose_name=_("source"))
+    status = models.CharField(max_length=20, default="firing", verbose_name=_("status"))
+    payload = models.JSONField(verbose_name=_("payload"))
+    received_at = models.DateTimeField(auto_now_add=True, verbose_name=_("received at"))
+    received_by = models.CharField(max_length=200, blank=True, verbose_name=_("received by"))
 
     class Meta:
+        verbose_name = _("alert")
+        verbose_name_plural = _("alerts")
         ordering = ["received_at", "pk"]
 
     def __str__(self) -> str:
@@ -228,17 +287,19 @@ class EventKind(models.TextChoices):
 class IncidentEvent(models.Model):
     """The timeline: every change to an incident, with who did it and when."""
 
-    incident = models.ForeignKey(Incident, on_delete=models.CASCADE, related_name="events")
-    kind = models.CharField(max_length=20, choices=EventKind.choices)
-    actor = models.CharField(max_length=200, default="system")
-    message = models.CharField(max_length=500, blank=True)
+    incident = models.ForeignKey(Incident, on_delete=models.CASCADE, related_name="events", verbose_name=_("incident"))
+    kind = models.CharField(max_length=20, choices=EventKind.choices, verbose_name=_("kind"))
+    actor = models.CharField(max_length=200, default="system", verbose_name=_("actor"))
+    message = models.CharField(max_length=500, blank=True, verbose_name=_("message"))
     # Which call the event is about: the engine's CallAttempt id. A plain column, not a foreign key,
     # so the record does not depend on the engine; the engine resolves it (e.g. to the call's step).
-    attempt_id = models.BigIntegerField(null=True, blank=True, db_index=True)
-    data = models.JSONField(default=dict, blank=True)
-    at = models.DateTimeField(auto_now_add=True, db_index=True)
+    attempt_id = models.BigIntegerField(null=True, blank=True, db_index=True, verbose_name=_("attempt id"))
+    data = models.JSONField(default=dict, blank=True, verbose_name=_("data"))
+    at = models.DateTimeField(auto_now_add=True, db_index=True, verbose_name=_("at"))
 
     class Meta:
+        verbose_name = _("incident event")
+        verbose_name_plural = _("incident events")
         ordering = ["at", "pk"]
 
     def __str__(self) -> str:

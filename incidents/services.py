@@ -421,7 +421,22 @@ def acknowledge_locked(
         AuditAction.INCIDENT_ACKNOWLEDGED, actor=actor, target=f"incident:{incident.pk}", data={"how": message}
     )
     _notify(incident, "incident.acknowledged")
+    if incident.is_drill:
+        # A drill is done once someone acknowledged it: nobody is left to close it by hand.
+        who = actor.removeprefix("contact:").removeprefix("user:")
+        finish_drill_locked(incident, outcome="acknowledged", how=f"acknowledged by {who}")
     return True
+
+
+def finish_drill_locked(incident: Incident, *, outcome: str, how: str) -> bool:
+    """Resolves a drill that was acknowledged or exhausted, with a timeline row "drill finished: <how>".
+    The drill's report still tells the outcome (from acknowledged_at / exhausted_reason). Does nothing to
+    a real incident, or to a drill already resolved."""
+    if not incident.is_drill:
+        return False
+    return _resolve_locked(
+        incident, actor="system", message=f"drill finished: {how}"[:500], data={"drill_outcome": outcome}
+    )
 
 
 def acknowledge(incident_id: int, *, actor: str, via: str = "API") -> Incident:
@@ -432,7 +447,7 @@ def acknowledge(incident_id: int, *, actor: str, via: str = "API") -> Incident:
     return incident
 
 
-def _resolve_locked(incident: Incident, *, actor: str, message: str, via: str = "") -> bool:
+def _resolve_locked(incident: Incident, *, actor: str, message: str, via: str = "", data: dict | None = None) -> bool:
     if incident.state == IncidentState.RESOLVED:
         return False
     incident.state = IncidentState.RESOLVED
@@ -440,7 +455,8 @@ def _resolve_locked(incident: Incident, *, actor: str, message: str, via: str = 
     incident.next_action_at = None
     incident.save(update_fields=["state", "resolved_at", "next_action_at", "updated_at"])
     incident_metrics.incident_resolved(incident)
-    record_event(incident, EventKind.RESOLVED, actor=actor, message=message, data={"via": via} if via else None)
+    event_data = (data or {}) | ({"via": via} if via else {})
+    record_event(incident, EventKind.RESOLVED, actor=actor, message=message, data=event_data or None)
     audit.record(AuditAction.INCIDENT_RESOLVED, actor=actor, target=f"incident:{incident.pk}", data={"how": message})
     _notify(incident, "incident.resolved")
     return True

@@ -8,6 +8,7 @@ from django.core.exceptions import ValidationError
 from django.core.serializers.json import DjangoJSONEncoder
 from django.core.validators import MaxValueValidator, MinValueValidator, URLValidator, validate_email
 from django.db import models
+from django.utils.translation import gettext_lazy as _
 
 from config import outbound
 
@@ -32,33 +33,41 @@ class IntegrationKind(models.TextChoices):
 
 
 class Integration(models.Model):
-    name = models.CharField(max_length=100, unique=True)
-    kind = models.CharField(max_length=20, choices=IntegrationKind.choices)
+    name = models.CharField(max_length=100, unique=True, verbose_name=_("name"))
+    kind = models.CharField(max_length=20, choices=IntegrationKind.choices, verbose_name=_("kind"))
     target = models.CharField(
         max_length=2000,
-        help_text="The URL for a webhook or Slack; comma-separated addresses for email.",
+        help_text=_("The URL for a webhook or Slack; comma-separated addresses for email."),
+        verbose_name=_("target"),
     )
     secret = models.CharField(
         max_length=200,
         blank=True,
-        help_text="Webhooks only: signs each body (X-Oncall-Signature: sha256=<HMAC>). Blank sends unsigned.",
+        help_text=_("Webhooks only: signs each body (X-Oncall-Signature: sha256=<HMAC>). Blank sends unsigned."),
+        verbose_name=_("secret"),
     )
     events = models.JSONField(
         default=list,
         blank=True,
         help_text='A JSON list of event names, e.g. ["incident.exhausted"]; [] means every event. '
         f"Known events: {', '.join(KNOWN_EVENTS)}.",
+        verbose_name=_("events"),
     )
-    active = models.BooleanField(default=True, help_text="Inactive integrations get no new messages.")
+    active = models.BooleanField(
+        default=True, help_text=_("Inactive integrations get no new messages."), verbose_name=_("active")
+    )
     max_attempts = models.PositiveSmallIntegerField(
         default=6,
         validators=[MinValueValidator(1), MaxValueValidator(20)],
-        help_text="Tries per message before it is marked failed.",
+        help_text=_("Tries per message before it is marked failed."),
+        verbose_name=_("max attempts"),
     )
-    created_at = models.DateTimeField(auto_now_add=True)
-    updated_at = models.DateTimeField(auto_now=True)
+    created_at = models.DateTimeField(auto_now_add=True, verbose_name=_("created at"))
+    updated_at = models.DateTimeField(auto_now=True, verbose_name=_("updated at"))
 
     class Meta:
+        verbose_name = _("integration")
+        verbose_name_plural = _("integrations")
         ordering = ["name"]
 
     def __str__(self) -> str:
@@ -112,20 +121,30 @@ class OutboundMessage(models.Model):
     """One notification owed to one integration. (integration, dedup_key) is unique, so a caller that
     runs twice (a retried task, a repeated webhook) never notifies twice."""
 
-    integration = models.ForeignKey(Integration, on_delete=models.PROTECT, related_name="messages")
-    event = models.CharField(max_length=100, db_index=True)
-    dedup_key = models.CharField(max_length=200)
-    payload = models.JSONField(default=dict, encoder=DjangoJSONEncoder)
-    status = models.CharField(max_length=20, choices=MessageStatus.choices, default=MessageStatus.PENDING)
-    attempts = models.PositiveIntegerField(default=0, help_text="Tries since the message was created or retried.")
-    next_attempt_at = models.DateTimeField(null=True, blank=True)
-    claimed_at = models.DateTimeField(null=True, blank=True, help_text="When a worker started the current try.")
-    last_error = models.TextField(blank=True)
-    delivered_at = models.DateTimeField(null=True, blank=True)
-    created_at = models.DateTimeField(auto_now_add=True)
-    updated_at = models.DateTimeField(auto_now=True)
+    integration = models.ForeignKey(
+        Integration, on_delete=models.PROTECT, related_name="messages", verbose_name=_("integration")
+    )
+    event = models.CharField(max_length=100, db_index=True, verbose_name=_("event"))
+    dedup_key = models.CharField(max_length=200, verbose_name=_("dedup key"))
+    payload = models.JSONField(default=dict, encoder=DjangoJSONEncoder, verbose_name=_("payload"))
+    status = models.CharField(
+        max_length=20, choices=MessageStatus.choices, default=MessageStatus.PENDING, verbose_name=_("status")
+    )
+    attempts = models.PositiveIntegerField(
+        default=0, help_text=_("Tries since the message was created or retried."), verbose_name=_("attempts")
+    )
+    next_attempt_at = models.DateTimeField(null=True, blank=True, verbose_name=_("next attempt at"))
+    claimed_at = models.DateTimeField(
+        null=True, blank=True, help_text=_("When a worker started the current try."), verbose_name=_("claimed at")
+    )
+    last_error = models.TextField(blank=True, verbose_name=_("last error"))
+    delivered_at = models.DateTimeField(null=True, blank=True, verbose_name=_("delivered at"))
+    created_at = models.DateTimeField(auto_now_add=True, verbose_name=_("created at"))
+    updated_at = models.DateTimeField(auto_now=True, verbose_name=_("updated at"))
 
     class Meta:
+        verbose_name = _("outbound message")
+        verbose_name_plural = _("outbound messages")
         ordering = ["-pk"]
         constraints = [
             models.UniqueConstraint(fields=["integration", "dedup_key"], name="integrations_message_once_per_key"),
@@ -143,15 +162,19 @@ class DeliveryAttempt(models.Model):
     """One try at sending a message. A row whose finished_at is empty is a try still running, or one
     a dead worker never finished (the sweep closes those)."""
 
-    message = models.ForeignKey(OutboundMessage, on_delete=models.CASCADE, related_name="delivery_attempts")
-    number = models.PositiveIntegerField()
-    started_at = models.DateTimeField()
-    finished_at = models.DateTimeField(null=True, blank=True)
-    ok = models.BooleanField(default=False)
-    http_status = models.PositiveSmallIntegerField(null=True, blank=True)
-    error = models.TextField(blank=True)
+    message = models.ForeignKey(
+        OutboundMessage, on_delete=models.CASCADE, related_name="delivery_attempts", verbose_name=_("message")
+    )
+    number = models.PositiveIntegerField(verbose_name=_("number"))
+    started_at = models.DateTimeField(verbose_name=_("started at"))
+    finished_at = models.DateTimeField(null=True, blank=True, verbose_name=_("finished at"))
+    ok = models.BooleanField(default=False, verbose_name=_("ok"))
+    http_status = models.PositiveSmallIntegerField(null=True, blank=True, verbose_name=_("http status"))
+    error = models.TextField(blank=True, verbose_name=_("error"))
 
     class Meta:
+        verbose_name = _("delivery attempt")
+        verbose_name_plural = _("delivery attempts")
         ordering = ["message_id", "number"]
         constraints = [
             models.UniqueConstraint(fields=["message", "number"], name="integrations_attempt_number_once"),

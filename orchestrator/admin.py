@@ -12,6 +12,7 @@ from django.http import HttpResponseNotAllowed, HttpResponseRedirect
 from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
+from django.utils.safestring import mark_safe
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
@@ -21,9 +22,10 @@ from config.errors import DomainError
 from incidents import services
 from incidents.models import Alert, Incident, IncidentState
 from orchestrator import admin_drills  # noqa: F401  (adds the drill actions to policies and contacts)
-from orchestrator.admin_display import call_outcome, drill_badge, duration, state_badge, timeline, when
+from orchestrator.admin_display import duration, timeline, when
 from orchestrator.models import CallAttempt
 from orchestrator.services import escalate_now
+from orchestrator.words import actor_words, call_words, drill_badge, state_badge, state_words
 
 
 @admin.register(CallAttempt)
@@ -73,7 +75,7 @@ class CallAttemptInline(ReadOnlyInline):
 
     @admin.display(description=gettext_lazy("Outcome"))
     def outcome(self, attempt: CallAttempt) -> str:
-        return call_outcome(attempt)
+        return call_words(attempt)
 
     @admin.display(description=gettext_lazy("Dialed"))
     def dialed(self, attempt: CallAttempt) -> str:
@@ -166,7 +168,7 @@ class IncidentAdmin(ReadOnlyAdmin):
     actions = ["acknowledge_selected", "resolve_selected", "escalate_selected"]
 
     class Media:
-        css = {"all": ("oncall/admin.css",)}
+        css = {"all": ("oncall/states.css", "oncall/admin.css")}
         js = ("oncall/refresh.js",)
 
     # Read-only (ReadOnlyAdmin): the engine owns a live incident's row, and a full-row save from a
@@ -192,31 +194,32 @@ class IncidentAdmin(ReadOnlyAdmin):
 
     @admin.display(description=gettext_lazy("State"), ordering="state")
     def state_badge(self, incident: Incident):
-        return state_badge(incident)
+        return state_badge(incident.state)
 
     @admin.display(description=gettext_lazy("Calling now"))
-    def calling_now(self, incident: Incident) -> str:
-        if incident.state != IncidentState.TRIGGERED:
-            return "—"
+    def calling_now(self, incident: Incident):
         name = getattr(incident, "calling_name", None)
-        return _("%(name)s (call %(step)d)") % {"name": name, "step": incident.current_step} if name else "—"
+        if incident.state != IncidentState.TRIGGERED or not name:
+            return labelled(_("Calling now"), None)
+        return labelled(_("Calling now"), _("%(name)s (call %(step)d)") % {"name": name, "step": incident.current_step})
 
     @admin.display(description=gettext_lazy("Next call at"), ordering="next_action_at")
-    def next_call(self, incident: Incident) -> str:
+    def next_call(self, incident: Incident):
         if incident.state != IncidentState.TRIGGERED:
-            return "—"
-        return when(incident.next_action_at)
+            return labelled(_("Next call at"), None)
+        return labelled(_("Next call at"), when(incident.next_action_at))
 
     @admin.display(description=gettext_lazy("Acknowledged by"), ordering="acknowledged_by")
     def acknowledged_by_person(self, incident: Incident) -> str:
-        return incident.acknowledged_by.removeprefix("user:") or "—"
+        return actor_words(incident.acknowledged_by) if incident.acknowledged_by else "—"
 
     @admin.display(description=gettext_lazy("Acknowledged by, after"), ordering="acknowledged_at")
-    def acknowledged(self, incident: Incident) -> str:
+    def acknowledged(self, incident: Incident):
         """Who, and how long after the incident opened: one column, so the list fits beside its filters."""
         if incident.acknowledged_at is None:
-            return "—"
-        return f"{self.acknowledged_by_person(incident)} · {self.time_to_acknowledge(incident)}"
+            return labelled(_("Acknowledged by"), None)
+        who = f"{self.acknowledged_by_person(incident)} · {self.time_to_acknowledge(incident)}"
+        return labelled(_("Acknowledged by"), who)
 
     @admin.display(description=gettext_lazy("Time to acknowledge"))
     def time_to_acknowledge(self, incident: Incident) -> str:
@@ -296,8 +299,16 @@ class IncidentAdmin(ReadOnlyAdmin):
         return HttpResponseRedirect(reverse("admin:incidents_incident_change", args=[incident_id]))
 
 
+def labelled(label: str, value: str | None):
+    """A list cell that names its column before the value. The name shows only on a phone, where the
+    list's rows are stacked without a header (oncall/admin.css); an empty cell ("—") is hidden there."""
+    if not value:
+        return mark_safe('<span class="oc-none">—</span>')
+    return format_html('<span class="oc-label">{}: </span>{}', label, value)
+
+
 def _already(incident_id: int, state: str) -> str:
-    return _("#%(id)d was already %(state)s: nothing done") % {"id": incident_id, "state": IncidentState(state).label}
+    return _("#%(id)d was already %(state)s: nothing done") % {"id": incident_id, "state": state_words(state).lower()}
 
 
 def acknowledge_one(incident_id: int, actor: str) -> tuple[str, bool]:
@@ -321,7 +332,7 @@ def escalate_one(incident_id: int, actor: str) -> tuple[str, bool]:
     if before in (IncidentState.ACKNOWLEDGED, IncidentState.RESOLVED):
         return (
             _("#%(id)d is %(state)s: only a calling or exhausted incident escalates; nothing done")
-            % {"id": incident_id, "state": IncidentState(before).label},
+            % {"id": incident_id, "state": state_words(before).lower()},
             False,
         )
     attempt = escalate_now(incident_id, actor=actor)
@@ -335,7 +346,10 @@ def escalate_one(incident_id: int, actor: str) -> tuple[str, bool]:
     after = Incident.objects.get(pk=incident_id)
     if after.state == IncidentState.EXHAUSTED:
         return _("#%(id)d: every call of this round was made, so it is now exhausted") % {"id": incident_id}, True
-    return _("#%(id)d: no new call was placed (%(state)s)") % {"id": incident_id, "state": after.state}, False
+    return _("#%(id)d: no new call was placed (%(state)s)") % {
+        "id": incident_id,
+        "state": state_words(after.state).lower(),
+    }, False
 
 
 PAGE_ACTIONS = {"acknowledge": acknowledge_one, "resolve": resolve_one, "escalate": escalate_one}

@@ -58,12 +58,14 @@ def _ms(later, earlier) -> int | None:
 
 
 def drill_outcome(incident: Incident) -> str:
-    if incident.state == IncidentState.ACKNOWLEDGED:
+    """What the drill proved. A finished drill is resolved at once (incidents.services.finish_drill_locked),
+    so the outcome comes from what happened, not from the final state."""
+    if incident.acknowledged_at is not None:
         return "acknowledged"
-    if incident.exhausted:
+    if incident.exhausted_reason:
         return "exhausted"
     if incident.state == IncidentState.RESOLVED:
-        return "resolved"
+        return "resolved"  # closed by hand before anyone answered
     return "in_progress"
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import secrets
 
 from django.db import models
+from django.utils.translation import gettext_lazy as _
 
 
 def new_attempt_token() -> str:
@@ -47,27 +48,46 @@ class AnsweredBy(models.TextChoices):
 
 
 class CallAttempt(models.Model):
-    incident = models.ForeignKey("incidents.Incident", on_delete=models.CASCADE, related_name="attempts")
-    step = models.PositiveIntegerField(help_text="1 for the first call of the incident, 2 for the next, ...")
-    contact = models.ForeignKey("incidents.Contact", on_delete=models.PROTECT, related_name="attempts")
-    to_number = models.CharField(max_length=16)
-    provider = models.CharField(max_length=20, blank=True)
-    provider_call_id = models.CharField(max_length=64, blank=True, db_index=True)
-    token = models.CharField(max_length=64, unique=True, default=new_attempt_token, editable=False)
-    status = models.CharField(max_length=20, choices=AttemptStatus.choices, default=AttemptStatus.QUEUED)
-    answered_by = models.CharField(max_length=10, choices=AnsweredBy.choices, blank=True, default="")
-    digits = models.CharField(max_length=32, blank=True)
-    error = models.CharField(max_length=500, blank=True)
-    created_at = models.DateTimeField(auto_now_add=True)
-    dial_sent_at = models.DateTimeField(
-        null=True, blank=True, help_text="when a dial task was last sent for it (re-sends are spaced by this)"
+    incident = models.ForeignKey(
+        "incidents.Incident", on_delete=models.CASCADE, related_name="attempts", verbose_name=_("incident")
     )
-    dial_started_at = models.DateTimeField(null=True, blank=True)
-    dialed_at = models.DateTimeField(null=True, blank=True, help_text="when the carrier accepted the call")
-    answered_at = models.DateTimeField(null=True, blank=True)
-    ended_at = models.DateTimeField(null=True, blank=True)
+    step = models.PositiveIntegerField(
+        help_text=_("1 for the first call of the incident, 2 for the next, ..."), verbose_name=_("step")
+    )
+    contact = models.ForeignKey(
+        "incidents.Contact", on_delete=models.PROTECT, related_name="attempts", verbose_name=_("contact")
+    )
+    to_number = models.CharField(max_length=16, verbose_name=_("to number"))
+    provider = models.CharField(max_length=20, blank=True, verbose_name=_("provider"))
+    provider_call_id = models.CharField(max_length=64, blank=True, db_index=True, verbose_name=_("provider call id"))
+    token = models.CharField(
+        max_length=64, unique=True, default=new_attempt_token, editable=False, verbose_name=_("token")
+    )
+    status = models.CharField(
+        max_length=20, choices=AttemptStatus.choices, default=AttemptStatus.QUEUED, verbose_name=_("status")
+    )
+    answered_by = models.CharField(
+        max_length=10, choices=AnsweredBy.choices, blank=True, default="", verbose_name=_("answered by")
+    )
+    digits = models.CharField(max_length=32, blank=True, verbose_name=_("digits"))
+    error = models.CharField(max_length=500, blank=True, verbose_name=_("error"))
+    created_at = models.DateTimeField(auto_now_add=True, verbose_name=_("created at"))
+    dial_sent_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text=_("when a dial task was last sent for it (re-sends are spaced by this)"),
+        verbose_name=_("dial sent at"),
+    )
+    dial_started_at = models.DateTimeField(null=True, blank=True, verbose_name=_("dial started at"))
+    dialed_at = models.DateTimeField(
+        null=True, blank=True, help_text=_("when the carrier accepted the call"), verbose_name=_("dialed at")
+    )
+    answered_at = models.DateTimeField(null=True, blank=True, verbose_name=_("answered at"))
+    ended_at = models.DateTimeField(null=True, blank=True, verbose_name=_("ended at"))
 
     class Meta:
+        verbose_name = _("call attempt")
+        verbose_name_plural = _("call attempts")
         ordering = ["incident_id", "step"]
         constraints = [models.UniqueConstraint(fields=["incident", "step"], name="one_attempt_per_step")]
         indexes = [models.Index(fields=["status", "created_at"], name="attempt_status_idx")]

@@ -25,7 +25,13 @@ from config.celery_utils import enqueue_on_commit
 from config.errors import DomainError
 from incidents import metrics as incident_metrics
 from incidents.models import EventKind, Incident, IncidentState
-from incidents.services import acknowledge_locked, incident_payload, lock_incident, record_event
+from incidents.services import (
+    acknowledge_locked,
+    finish_drill_locked,
+    incident_payload,
+    lock_incident,
+    record_event,
+)
 from orchestrator import metrics as call_metrics
 from orchestrator.models import FINAL_STATUSES, STATUS_RANK, AnsweredBy, AttemptStatus, CallAttempt
 
@@ -162,7 +168,9 @@ def _exhaust_locked(incident: Incident, reason: str) -> None:
     incident_metrics.incident_exhausted(incident)
     record_event(incident, EventKind.EXHAUSTED, message=reason)
     if incident.is_drill:
-        return  # a drill proves the phones, it never wakes the fallback channels
+        # A drill proves the phones: it never wakes the fallback channels, and it is over now.
+        finish_drill_locked(incident, outcome="exhausted", how=f"nobody pressed 1 ({reason})")
+        return
     messages = notify(
         "incident.exhausted",
         incident_payload(incident),

@@ -77,6 +77,22 @@ def shoot(page, name: str) -> None:
     page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
 
 
+# One colour per state, the same on the admin and the status page (oncall/states.css).
+STATE_COLOURS = {
+    "triggered": "rgb(245, 158, 11)",  # amber
+    "exhausted": "rgb(185, 28, 28)",  # solid red
+    "drill": "rgb(107, 33, 168)",  # purple
+}
+
+
+def badge_colours(page) -> dict[str, str]:
+    """The background colour each kind of badge is drawn with, as the browser computes it."""
+    return {
+        kind: page.locator(f".oc-badge.oc-{kind}").first.evaluate("badge => getComputedStyle(badge).backgroundColor")
+        for kind in STATE_COLOURS
+    }
+
+
 def _incidents() -> dict[str, Incident]:
     """A ringing incident (its first call answered and hung up without a key), an exhausted one, an
     acknowledged one and a drill: every state a lead meets at night."""
@@ -107,17 +123,37 @@ def test_a_lead_reads_the_incidents_and_acknowledges_one(live_server, lead, widt
 
     with browser_page(f"admin_incidents_{size}", viewport) as page:
         sign_in(page, live_server, lead)
-        # the list: states in colour, the exhausted one orange, the drill marked
+        # the list: states in colour, the exhausted one solid red, the drill marked
         page.goto(f"{live_server.url}/admin/incidents/incident/")
-        expect(page.locator(".oc-badge.oc-exhausted")).to_have_text("Exhausted")
+        expect(page.locator(".oc-badge.oc-exhausted")).to_have_text("Exhausted: nobody answered")
         expect(page.locator(".oc-badge.oc-drill")).to_have_text("DRILL")
         expect(page.get_by_role("link", name="Refresh")).to_be_visible()
+        # the status page's colours: calling amber, exhausted solid red, a drill purple
+        assert badge_colours(page) == STATE_COLOURS
+        # every column fits: the list never needs a sideways scroll
+        assert page.evaluate(
+            "(results => results.scrollWidth <= results.clientWidth)(document.querySelector('.results'))"
+        )
+        if width == "phone":
+            # a phone shows who is being called and when the next call goes without scrolling sideways
+            assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
+            row = page.locator(f"#result_list tr:has(input[value='{ringing.pk}'])")
+            for cell in ("td.field-calling_now", "td.field-next_call", "td.field-state_badge"):
+                box = row.locator(cell).bounding_box()
+                assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= PHONE["width"], cell
+            expect(row.locator("td.field-calling_now")).to_contain_text(re.compile(r"Calling now: \w+ \(call \d\)"))
+            expect(row.locator("td.field-next_call")).to_contain_text("Next call at: ")
+            expect(row.locator("td.field-policy")).to_be_hidden()
         shoot(page, f"admin_incident_list_{size}")
+        shoot(page, f"polish_admin_list_{size}")
 
         # the incident's page: the timeline in words, with seconds
         page.goto(f"{live_server.url}/admin/incidents/incident/{ringing.pk}/change/")
-        expect(page.locator(".oc-timeline")).to_contain_text("answered, pressed nothing")
+        expect(page.locator(".oc-timeline")).to_contain_text("Call ended: answered, pressed nothing")
+        if width == "phone":
+            assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
         shoot(page, f"admin_incident_page_{size}")
+        shoot(page, f"polish_admin_page_{size}")
 
         # acknowledge through the action on the list, and read what it did
         page.goto(f"{live_server.url}/admin/incidents/incident/")
@@ -179,6 +215,6 @@ def test_the_admin_is_in_korean_when_the_browser_asks(live_server, lead):
         sign_in(page, live_server, lead)
         page.goto(f"{live_server.url}/admin/incidents/incident/")
         expect(page.locator("#site-name")).to_contain_text("당직 호출")
-        expect(page.locator(".oc-badge.oc-exhausted")).to_have_text("소진")
+        expect(page.locator(".oc-badge.oc-exhausted")).to_have_text("소진: 아무도 받지 않음")
         expect(page.get_by_role("link", name="새로 고침")).to_be_visible()
         shoot(page, "admin_incident_list_ko_1400")

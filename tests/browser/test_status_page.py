@@ -21,6 +21,7 @@ from accounts.models import Role
 from orchestrator.drills import start_drill
 from tests import factories
 from tests.accounts.helpers import PASSWORD, enrol_mfa, person, signed_in, totp_code
+from tests.browser.test_admin_incidents import STATE_COLOURS, badge_colours
 from tests.console.helpers import exhausted_incident, ringing_incident
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -97,13 +98,18 @@ def test_an_agent_acknowledges_from_the_status_page(live_server, settings, plain
         # then: the list shows the ringing incident and who is being called; the exhausted one stands out
         expect(page.locator(f"{row} .calling-now")).to_contain_text("Kim (+8210")
         expect(page.locator(f"{row} .calling-now")).to_contain_text("ringing")
-        expect(page.locator(f"tr[data-incident='{exhausted.pk}'] .badge.state-exhausted")).to_have_text(
+        expect(page.locator(f"tr[data-incident='{exhausted.pk}'] .oc-badge.oc-exhausted")).to_have_text(
             "Exhausted: nobody answered"
         )
-        expect(page.locator(".badge.drill")).to_have_text("DRILL")
+        expect(page.locator(".oc-badge.oc-drill")).to_have_text("DRILL")
+        # in the admin's colours: calling amber, exhausted solid red, a drill purple
+        assert badge_colours(page) == STATE_COLOURS
         shoot(page, "status_list_1400")
+        shoot(page, "polish_status_list_1400")
         page.set_viewport_size(PHONE)
+        assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
         shoot(page, "status_list_390")
+        shoot(page, "polish_status_list_390")
         page.set_viewport_size(WIDE)
 
         # when: they open the incident and press Acknowledge
@@ -113,7 +119,7 @@ def test_an_agent_acknowledges_from_the_status_page(live_server, settings, plain
 
         # then: the page says what happened, and the incident reads acknowledged, by them
         expect(page.locator(".msg.success")).to_have_text(f"Acknowledged #{incident.pk}.")
-        expect(page.locator("h1 .badge")).to_have_text("Acknowledged")
+        expect(page.locator("h1 .oc-badge")).to_have_text("Acknowledged")
         expect(page.locator("dl.facts")).to_contain_text("agent")
         expect(page.locator("table.timeline")).to_contain_text("acknowledged through the status page")
         expect(page.locator("button:has-text('Acknowledge')")).to_have_count(0)

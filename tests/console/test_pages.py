@@ -46,8 +46,8 @@ def test_the_list_shows_open_incidents_newest_first_with_who_is_being_called():
     page = text_of(response)
     assert "Old news" not in page
     # the exhausted incident reads as such, with its own badge, never as "calling"
-    assert 'class="badge state-exhausted">Exhausted: nobody answered<' in page
-    assert 'class="badge state-triggered">Calling<' in page
+    assert 'class="oc-badge oc-exhausted" data-state="exhausted">Exhausted: nobody answered<' in page
+    assert 'class="oc-badge oc-triggered" data-state="triggered">Calling<' in page
     assert rows[1].calling_now == ""
 
 
@@ -62,7 +62,7 @@ def test_a_drill_is_marked_drill():
     # then: its row carries the DRILL badge
     page = text_of(response)
     row = page[page.index(f'data-incident="{drill.pk}"') :]
-    assert 'class="badge drill">DRILL<' in row[: row.index("</tr>")]
+    assert 'class="oc-badge oc-drill">DRILL<' in row[: row.index("</tr>")]
 
 
 def test_the_incident_page_tells_the_story_in_words_with_times_in_seoul(settings):
@@ -113,7 +113,7 @@ def test_an_agent_acknowledges_and_is_told_exactly_what_happened():
     event = IncidentEvent.objects.get(incident=incident, kind="acknowledged")
     assert (event.actor, event.message) == ("user:agent", "acknowledged through the status page")
     assert AuditEvent.objects.filter(action="incident_acknowledged", actor="user:agent").exists()
-    assert 'class="badge state-acknowledged">Acknowledged<' in text_of(response)
+    assert 'class="oc-badge oc-acknowledged" data-state="acknowledged">Acknowledged<' in text_of(response)
 
     # and pressing it again (a second tab) does nothing, and says so
     again = client.post(f"/status/incidents/{incident.pk}/acknowledge/", follow=True)
@@ -233,6 +233,22 @@ def test_the_admin_view_site_link_leads_to_the_status_page(settings):
 
     assert admin.site.site_url == "/status/"
     assert 'href="/status/"' in text_of(client.get("/admin/"))
+
+
+def test_one_place_decides_where_view_site_leads():
+    # the link is set once, by the status page's app; no other module sets it and relies on load order
+    from pathlib import Path
+
+    from django.conf import settings
+
+    root = Path(settings.BASE_DIR)
+    setters = sorted(
+        str(path.relative_to(root))
+        for app in ("accounts", "console", "incidents", "integrations", "orchestrator", "config")
+        for path in (root / app).rglob("*.py")
+        if "site.site_url =" in path.read_text(encoding="utf-8")
+    )
+    assert setters == ["console/apps.py"]
 
 
 def test_an_open_incident_with_no_call_yet_shows_nobody_called():

@@ -33,6 +33,11 @@ def test_a_drill_through_the_api_reports_who_answered_with_which_digit_on_which_
     assert 0 < report["timings_ms"]["to_first_dial"] <= report["timings_ms"]["to_acknowledge"]
     incident = Incident.objects.get(pk=report["incident_id"])
     assert incident.is_drill and incident.summary == "[DRILL] db-oncall"
+    # and the drill closed itself once Lee pressed 1: resolved, with the timeline saying why
+    assert incident.state == "resolved"
+    finished = incident.events.get(kind="resolved")
+    assert finished.message.startswith("drill finished: acknowledged by Lee")
+    assert finished.actor == "system" and finished.data == {"drill_outcome": "acknowledged"}
     listed = system_client.get("/api/v1/incidents").json()["results"][0]
     assert listed["is_drill"] is True
 
@@ -43,9 +48,16 @@ def test_an_exhausted_drill_sends_no_fallback_notification(carrier, system_clien
 
     drill = system_client.post(f"/api/v1/escalation-policies/{policy.pk}/drill").json()
 
-    wait_until(lambda: Incident.objects.get(pk=drill["incident_id"]).exhausted, what="exhaustion")
+    wait_until(lambda: Incident.objects.get(pk=drill["incident_id"]).state == "resolved", what="the drill's end")
     carrier.wait_until_idle()
     assert not OutboundMessage.objects.exists()
+    # the drill closed itself when nobody answered, and its report still says "exhausted"
+    incident = Incident.objects.get(pk=drill["incident_id"])
+    kinds = list(incident.events.values_list("kind", flat=True))
+    assert kinds[-2:] == ["exhausted", "resolved"]
+    assert incident.events.get(kind="resolved").message.startswith("drill finished: nobody pressed 1")
+    report = system_client.get(f"/api/v1/drills/{incident.pk}").json()
+    assert report["outcome"] == "exhausted" and report["exhausted_reason"]
 
 
 def test_the_drill_command_prints_the_report(carrier):
@@ -56,6 +68,7 @@ def test_the_drill_command_prints_the_report(carrier):
 
     report = json.loads(out.getvalue())
     assert report["outcome"] == "acknowledged" and report["acknowledged_by"] == "Kim"
+    assert Incident.objects.get(pk=report["incident_id"]).state == "resolved"
 
 
 def test_a_drill_for_an_unknown_policy_is_a_404(system_client, db):

@@ -87,7 +87,7 @@ def test_an_exhausted_incident_reads_exhausted_in_orange_not_triggered_with_a_gr
 
     # then its state is an orange "Exhausted" badge; no yes/no icon stands in for a state
     assert 'class="oc-badge oc-exhausted" data-state="exhausted"' in page
-    assert ">Exhausted<" in page
+    assert ">Exhausted: nobody answered<" in page
     assert "icon-yes.svg" not in page and "icon-no.svg" not in page
 
 
@@ -118,7 +118,9 @@ def test_the_list_shows_who_acknowledged_and_how_long_it_took(admin_client, inci
     page = admin_client.get("/admin/incidents/incident/").content.decode()
 
     assert 'class="oc-badge oc-acknowledged"' in page
-    assert re.search(r'<td class="field-acknowledged">ops · \d+ s</td>', page)
+    assert re.search(
+        r'<td class="field-acknowledged"><span class="oc-label">Acknowledged by: </span>ops · \d+ s</td>', page
+    )
 
 
 # --- the actions say what they did, per incident ----------------------------------------------------
@@ -143,7 +145,7 @@ def test_each_action_says_exactly_what_happened_to_each_incident(admin_client, i
     # then the page says which was acknowledged and which was left alone, and no count
     assert _messages(response) == [
         f"#{incident.pk} acknowledged: calls stopped",
-        f"#{other.pk} was already Resolved: nothing done",
+        f"#{other.pk} was already resolved: nothing done",
     ]
 
 
@@ -159,7 +161,7 @@ def test_escalate_now_names_who_is_called_next_and_never_says_escalated_zero(adm
         "/admin/incidents/incident/", {"action": "escalate_selected", "_selected_action": [incident.pk]}, follow=True
     )
     assert _messages(response) == [
-        f"#{incident.pk} is Resolved: only a calling or exhausted incident escalates; nothing done"
+        f"#{incident.pk} is resolved: only a calling or exhausted incident escalates; nothing done"
     ]
 
 
