@@ -15,7 +15,6 @@ the last one; an object's plaintext size therefore fixes its number of chunks (s
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import os
 import struct
@@ -25,8 +24,9 @@ from typing import BinaryIO
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from django.conf import settings
-from django.core.exceptions import ImproperlyConfigured
+
+from config import keyring
+from config.keyring import MasterKey
 
 MAGIC = b"OCREC1"
 CHUNK_SIZE = 64 * 1024
@@ -34,17 +34,11 @@ TAG_SIZE = 16
 _HEADER = struct.Struct(">6sI8s")  # magic, chunk size, nonce prefix
 HEADER_SIZE = _HEADER.size
 _WRAP_NONCE_SIZE = 12
-DEVELOPMENT_KEY_ID = "dev"
+DEVELOPMENT_KEY_ID = keyring.DEVELOPMENT_KEY_ID
 
 
 class IntegrityError(Exception):
     """The stored object is not what was stored: tampered, truncated, reordered or the wrong key."""
-
-
-@dataclass(frozen=True)
-class MasterKey:
-    key_id: str
-    secret: bytes
 
 
 @dataclass(frozen=True)
@@ -57,44 +51,13 @@ class WrappedKey:
 
 
 def parse_key_ring(text: str) -> list[MasterKey]:
-    """'kid1:base64key,kid2:base64key' (newest first) -> master keys; each key must be 32 bytes."""
-    ring, seen = [], set()
-    for entry in (part.strip() for part in text.split(",")):
-        if not entry:
-            continue
-        key_id, sep, encoded = entry.partition(":")
-        key_id = key_id.strip()
-        if not sep or not key_id:
-            raise ImproperlyConfigured(f"RECORDINGS_MASTER_KEYS: '{key_id or entry[:8]}…' is not 'kid:base64key'.")
-        try:
-            secret = base64.b64decode(encoded.strip(), validate=True)
-        except ValueError as exc:
-            raise ImproperlyConfigured(f"RECORDINGS_MASTER_KEYS: key '{key_id}' is not valid base64.") from exc
-        if len(secret) != 32:
-            raise ImproperlyConfigured(
-                f"RECORDINGS_MASTER_KEYS: key '{key_id}' is {len(secret)} bytes; AES-256 needs 32 "
-                "(python -c 'import os,base64; print(base64.b64encode(os.urandom(32)).decode())')."
-            )
-        if key_id in seen:
-            raise ImproperlyConfigured(f"RECORDINGS_MASTER_KEYS: key id '{key_id}' appears twice.")
-        seen.add(key_id)
-        ring.append(MasterKey(key_id, secret))
-    return ring
+    """'kid1:base64key,kid2:base64key' (newest first) -> master keys; see config.keyring."""
+    return keyring.parse_key_ring(text, "RECORDINGS_MASTER_KEYS")
 
 
 def key_ring() -> list[MasterKey]:
-    """The configured ring; under DEBUG with none configured, one development key derived from
-    SECRET_KEY so `make run` records with nothing set. Outside DEBUG a missing ring is an error
-    the moment recordings are used (the rest of the product starts without one)."""
-    ring = parse_key_ring(settings.RECORDINGS_MASTER_KEYS)
-    if ring:
-        return ring
-    if settings.DEBUG:
-        secret = hashlib.sha256(b"recordings-development-master-key:" + settings.SECRET_KEY.encode()).digest()
-        return [MasterKey(DEVELOPMENT_KEY_ID, secret)]
-    raise ImproperlyConfigured(
-        'RECORDINGS_MASTER_KEYS must be set when DEBUG is off ("kid:base64 of 32 random bytes", newest first).'
-    )
+    """The configured ring (a development key under DEBUG when none is set; see config.keyring)."""
+    return keyring.key_ring_from_settings("RECORDINGS_MASTER_KEYS", purpose="recordings")
 
 
 def newest_master_key() -> MasterKey:
