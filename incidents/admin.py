@@ -149,3 +149,9 @@ class EscalationPolicyAdmin(AuditedAdmin):
         for position, member in enumerate(members):
             if member.position != position:
                 PolicyContact.objects.filter(pk=member.pk).update(position=position)
+
+
+# The response-times report page (/admin/reports/response-times/) and its row on the index.
+from incidents.admin_report import install as install_response_times_report  # noqa: E402
+
+install_response_times_report()

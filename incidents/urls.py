@@ -1,6 +1,6 @@
 from django.urls import path
 
-from incidents import apis
+from incidents import apis, report_apis
 
 urlpatterns = [
     path("alerts/generic", apis.GenericAlertApi.as_view(), name="alerts-generic"),
@@ -13,4 +13,5 @@ urlpatterns = [
     path("incidents", apis.IncidentListApi.as_view(), name="incident-list"),
     path("incidents/<int:incident_id>/acknowledge", apis.IncidentAcknowledgeApi.as_view(), name="incident-ack"),
     path("incidents/<int:incident_id>/resolve", apis.IncidentResolveApi.as_view(), name="incident-resolve"),
+    path("reports/response-times", report_apis.ResponseTimesReportApi.as_view(), name="report-response-times"),
 ]
