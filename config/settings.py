@@ -73,6 +73,7 @@ INSTALLED_APPS = [
     "recordings",
     "integrations",
     "console",  # the status pages for responders (/status/)
+    "contactcenter",  # Amazon Connect's real-time metrics at /metrics (no models)
     "config",  # no models: its ready() wires the metrics signals (config/apps.py)
 ]
 
@@ -274,6 +275,7 @@ SPECTACULAR_SETTINGS = {
         {"name": "policies", "description": "Escalation policies: contacts in call order, attempts, timers"},
         {"name": "drills", "description": "Test a policy by ringing its contacts; read the report"},
         {"name": "recordings", "description": "Voice recordings and chat logs, encrypted; download (SUPERVISOR)"},
+        {"name": "reports", "description": "MTTA / MTTR and who acknowledged (incidents:read, SUPERVISOR)"},
         {"name": "auth", "description": "Sign-in, tokens, sessions and MFA for people"},
         {"name": "users", "description": "People and roles (ADMIN)"},
         {"name": "api-keys", "description": "API keys for systems (ADMIN)"},
@@ -447,6 +449,21 @@ METRICS_DISK_PATH = env.str("METRICS_DISK_PATH", default="/")
 # Redis and database reads at scrape time (queue depth, breakers, heartbeats) give up after this long.
 METRICS_SOURCE_TIMEOUT_SECONDS = env.float("METRICS_SOURCE_TIMEOUT_SECONDS", default=0.5)
 
+# --- Amazon Connect's real-time metrics (contactcenter/): polled by beat, exported as aicc_connect_* ---
+# Unset: nothing is polled. Credentials come from boto3's chain (an instance/task role, or AWS_* variables);
+# the role needs connect:GetCurrentMetricData, connect:GetCurrentUserData and (without CONNECT_QUEUE_IDS)
+# connect:ListQueues.
+CONNECT_INSTANCE_ID = env.str("CONNECT_INSTANCE_ID", default="")
+CONNECT_REGION = env.str("CONNECT_REGION", default="ap-northeast-2")
+CONNECT_ENDPOINT_URL = env.str("CONNECT_ENDPOINT_URL", default="") or None  # a VPC endpoint; tests: a local server
+# The queues to watch (ids); empty: every standard queue of the instance (ListQueues at each poll).
+CONNECT_QUEUE_IDS = env.list("CONNECT_QUEUE_IDS", default=[])
+# Connect's real-time APIs allow a few requests per second per account: every 30 s is plenty for a gauge.
+CONNECT_POLL_SECONDS = env.float("CONNECT_POLL_SECONDS", default=30.0)
+CONNECT_HTTP_TIMEOUT_SECONDS = env.float("CONNECT_HTTP_TIMEOUT_SECONDS", default=5.0)
+# Tries per call, the first included (botocore's standard retries, which back off on throttling too).
+CONNECT_MAX_ATTEMPTS = env.int("CONNECT_MAX_ATTEMPTS", default=3)
+
 # --- Logging: one JSON object per line, with the request id or the Celery task id -------------
 LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")
 LOGGING = {
@@ -513,3 +530,9 @@ CELERY_BEAT_SCHEDULE = {
         "options": {"expire_seconds": 30},
     },
 }
+if CONNECT_INSTANCE_ID:
+    CELERY_BEAT_SCHEDULE["poll-amazon-connect"] = {
+        "task": "contactcenter.poll_connect",
+        "schedule": CONNECT_POLL_SECONDS,
+        "options": {"expire_seconds": max(5, int(CONNECT_POLL_SECONDS))},
+    }
