@@ -36,6 +36,8 @@ _ADMIN_RIGHTS: dict[str, frozenset[str]] = {
     "integrations.deliveryattempt": READ_ONLY,
     # metadata only: the media is heard through the audited download API
     "recordings.recording": READ_ONLY,
+    "monitoring.alertrule": EVERYTHING,
+    "monitoring.ruleseries": READ_ONLY,  # shown inside its rule's page
 }
 
 ADMIN_SITE_RIGHTS: dict[str, dict[str, frozenset[str]]] = {

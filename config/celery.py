@@ -25,6 +25,7 @@ app.conf.task_default_queue = "default"
 app.conf.task_routes = {
     "orchestrator.sweep_escalations": {"queue": "timers"},
     "orchestrator.check_deadline": {"queue": "timers"},
+    "monitoring.evaluate_rules": {"queue": "timers"},
     "orchestrator.*": {"queue": "calls"},
     "recordings.*": {"queue": "recordings"},
     "integrations.*": {"queue": "integrations"},

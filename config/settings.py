@@ -72,6 +72,7 @@ INSTALLED_APPS = [
     "orchestrator",
     "recordings",
     "integrations",
+    "monitoring",  # alert rules evaluated by beat; a critical one opens an incident
     "console",  # the status pages for responders (/status/)
     "contactcenter",  # Amazon Connect's real-time metrics at /metrics (no models)
     "config",  # no models: its ready() wires the metrics signals (config/apps.py)
@@ -282,6 +283,7 @@ SPECTACULAR_SETTINGS = {
         {"name": "audit", "description": "The audit log (ADMIN)"},
         {"name": "seed-compatible", "description": "The old Call Orchestrator's /webhook/* endpoints"},
         {"name": "health", "description": "Liveness and readiness probes (open)"},
+        {"name": "monitoring", "description": "Alert rules on our metrics: critical ones phone, warnings notify"},
     ],
     "ENUM_NAME_OVERRIDES": {
         "AlertStatusEnum": ["firing", "resolved"],
@@ -449,6 +451,13 @@ METRICS_DISK_PATH = env.str("METRICS_DISK_PATH", default="/")
 # Redis and database reads at scrape time (queue depth, breakers, heartbeats) give up after this long.
 METRICS_SOURCE_TIMEOUT_SECONDS = env.float("METRICS_SOURCE_TIMEOUT_SECONDS", default=0.5)
 
+# --- Alert rules (monitoring/): evaluated by beat on the `timers` queue ------------------------
+RULE_EVALUATION_SECONDS = env.float("RULE_EVALUATION_SECONDS", default=15.0)
+# The seed's rules (CPU, memory, disk, API response time) are installed disabled unless this is true.
+MONITORING_SEED_RULES = env.bool("MONITORING_SEED_RULES", default=False)
+# More metrics a rule may watch: {"name": "dotted.path.to.function returning {labels: value}"} (tests use it).
+MONITORING_EXTRA_METRICS: dict[str, str] = {}
+
 # --- Amazon Connect's real-time metrics (contactcenter/): polled by beat, exported as aicc_connect_* ---
 # Unset: nothing is polled. Credentials come from boto3's chain (an instance/task role, or AWS_* variables);
 # the role needs connect:GetCurrentMetricData, connect:GetCurrentUserData and (without CONNECT_QUEUE_IDS)
@@ -522,6 +531,12 @@ CELERY_BEAT_SCHEDULE = {
         "task": "recordings.purge_expired",
         "schedule": RECORDINGS_PURGE_INTERVAL_SECONDS,
         "options": {"expire_seconds": int(RECORDINGS_PURGE_INTERVAL_SECONDS)},
+    },
+    # Alert rules: pending -> firing after for_seconds; critical ones open incidents. Expired when late.
+    "evaluate-alert-rules": {
+        "task": "monitoring.evaluate_rules",
+        "schedule": RULE_EVALUATION_SECONDS,
+        "options": {"expire_seconds": max(2, int(RULE_EVALUATION_SECONDS * 2))},
     },
     # Fallback notifications whose delivery failed or whose worker died.
     "retry-integration-messages": {
