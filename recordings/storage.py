@@ -96,7 +96,8 @@ class S3Storage:
             config=Config(
                 connect_timeout=settings.RECORDINGS_S3_CONNECT_TIMEOUT,
                 read_timeout=settings.RECORDINGS_S3_READ_TIMEOUT,
-                retries={"max_attempts": settings.RECORDINGS_S3_MAX_ATTEMPTS, "mode": "standard"},
+                # total_max_attempts counts the first try too (max_attempts would count only retries)
+                retries={"total_max_attempts": settings.RECORDINGS_S3_MAX_ATTEMPTS, "mode": "standard"},
             ),
         )
         # parts of 8 MiB, a few at a time: memory stays bounded whatever the file's size
