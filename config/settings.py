@@ -396,7 +396,7 @@ ALERT_RETRIGGER_AFTER_ACK_MINUTES = env.float("ALERT_RETRIGGER_AFTER_ACK_MINUTES
 # broker is down, and the sweep enqueues what is due when it is back.
 BROKER_DOWN_BACKOFF_SECONDS = env.float("BROKER_DOWN_BACKOFF_SECONDS", default=2.0)
 
-# --- Integrations: fallback notifications (webhook, Slack, email) ------------------------------
+# --- Integrations: the registry, its messages, and fallback notifications (webhook, Slack, email) --
 INTEGRATION_HTTP_TIMEOUT = (
     env.float("INTEGRATION_CONNECT_TIMEOUT", default=3.0),
     env.float("INTEGRATION_READ_TIMEOUT", default=10.0),
@@ -408,6 +408,25 @@ INTEGRATION_RETRY_MAX_SECONDS = env.float("INTEGRATION_RETRY_MAX_SECONDS", defau
 # cloud metadata service) or reserved addresses: checked when saved and again at each connection.
 # Turn on only for receivers on this machine or inside the network (tests do). See config/outbound.py.
 INTEGRATIONS_ALLOW_PRIVATE_TARGETS = env.bool("INTEGRATIONS_ALLOW_PRIVATE_TARGETS", default=False)
+# Integration credentials (auth_config) are sealed with AES-256-GCM under this ring: "kid:base64 of
+# 32 bytes,..." newest first, the format of RECORDINGS_MASTER_KEYS (config/keyring.py). Empty: a
+# development key derived from SECRET_KEY under DEBUG, an error outside DEBUG (on first use).
+INTEGRATIONS_CREDENTIAL_KEYS = env.str("INTEGRATIONS_CREDENTIAL_KEYS", default="")
+# The messages API: a sync call's (connect, read) timeout, and how long it may wait for the rate limit.
+INTEGRATION_SYNC_TIMEOUT = (
+    env.float("INTEGRATION_SYNC_CONNECT_TIMEOUT", default=2.0),
+    env.float("INTEGRATION_SYNC_READ_TIMEOUT", default=5.0),
+)
+INTEGRATION_SYNC_RATE_WAIT_SECONDS = env.float("INTEGRATION_SYNC_RATE_WAIT_SECONDS", default=1.0)
+# Messages per second to one integration (a token bucket in Redis shared by every worker), unless the
+# integration sets its own; OAuth2 tokens are cached until expires_in minus this margin.
+INTEGRATION_RATE_LIMIT_PER_SECOND = env.float("INTEGRATION_RATE_LIMIT_PER_SECOND", default=10.0)
+INTEGRATION_TOKEN_EXPIRY_MARGIN_SECONDS = env.float("INTEGRATION_TOKEN_EXPIRY_MARGIN_SECONDS", default=60.0)
+# An integration's circuit breaker (config/breaker.py, "integration:<id>"): after this many failures
+# that may pass (5xx, timeouts, refused connections) within the window it is not called for the cooldown.
+INTEGRATION_BREAKER_FAILURE_THRESHOLD = env.int("INTEGRATION_BREAKER_FAILURE_THRESHOLD", default=5)
+INTEGRATION_BREAKER_WINDOW_SECONDS = env.int("INTEGRATION_BREAKER_WINDOW_SECONDS", default=60)
+INTEGRATION_BREAKER_COOLDOWN_SECONDS = env.float("INTEGRATION_BREAKER_COOLDOWN_SECONDS", default=30.0)
 # Email goes through SMTP described by one URL, e.g. smtp+tls://user:password@smtp.example.com:587
 vars().update(env.email_url("EMAIL_URL", default="consolemail://" if DEBUG else "smtp://localhost:25"))
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="oncall@localhost")

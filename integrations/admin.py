@@ -1,4 +1,5 @@
-"""Admins configure integrations and watch what was sent; history is read-only."""
+"""Admins configure integrations and watch what was sent; history is read-only, and a failed or
+dead-lettered message can be retried."""
 
 from __future__ import annotations
 
@@ -9,10 +10,8 @@ from django.utils.translation import gettext_lazy
 from accounts.admin import AuditedAdmin
 from accounts.models import AuditAction
 from config import outbound
-from integrations import services
-from integrations.models import KNOWN_EVENTS, DeliveryAttempt, Integration, IntegrationKind, OutboundMessage
-
-URL_KINDS = (IntegrationKind.WEBHOOK, IntegrationKind.SLACK)
+from integrations import credentials, providers, services
+from integrations.models import KNOWN_EVENTS, DeliveryAttempt, Integration, OutboundMessage
 
 
 class EventChoiceField(forms.MultipleChoiceField):
@@ -23,11 +22,26 @@ class EventChoiceField(forms.MultipleChoiceField):
 
 
 class IntegrationForm(forms.ModelForm):
-    """The signing secret and a webhook or Slack URL are write-only: a Slack URL's path is its
-    credential, and a page's HTML travels to browsers, caches and screenshots. Leaving them blank
-    keeps what is stored; the page shows only scheme://host/… of the stored URL."""
+    """Credentials are write-only: the endpoint URL (a Slack URL's path is its credential, many webhook
+    URLs carry a token), the signing secret and the auth config. A page's HTML travels to browsers,
+    caches and screenshots, so it shows only scheme://host/… of the URL and which auth keys are set
+    ("client_secret: ••••"). Leaving a field blank keeps what is stored; auth config keys given are
+    merged into the stored ones (null removes one)."""
 
-    clear_secret = forms.BooleanField(required=False, label="Remove the signing secret")
+    provider = forms.ChoiceField(label=gettext_lazy("Provider"))
+    endpoint_url = forms.CharField(required=False, max_length=2000, label=gettext_lazy("Endpoint URL"))
+    signing_secret = forms.CharField(
+        required=False,
+        widget=forms.PasswordInput(render_value=False),
+        label="Signing secret",
+    )
+    clear_signing_secret = forms.BooleanField(required=False, label="Remove the signing secret")
+    auth_config = forms.JSONField(
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 4}),
+        label=gettext_lazy("Auth config"),
+    )
+    clear_auth_config = forms.BooleanField(required=False, label="Remove every stored credential")
     events = EventChoiceField(
         required=False,
         widget=forms.CheckboxSelectMultiple,
@@ -40,38 +54,67 @@ class IntegrationForm(forms.ModelForm):
 
     class Meta:
         model = Integration
-        fields = ["name", "kind", "target", "secret", "clear_secret", "events", "active", "max_attempts"]
-        widgets = {"secret": forms.PasswordInput(render_value=False)}
+        fields = [
+            "integration_id",
+            "name",
+            "type",
+            "provider",
+            "endpoint_url",
+            "auth_type",
+            "auth_config",
+            "clear_auth_config",
+            "signing_secret",
+            "clear_signing_secret",
+            "options",
+            "events",
+            "active",
+            "max_attempts",
+            "rate_limit_per_second",
+        ]
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         stored = self.instance if self.instance.pk else None
+        self.fields["provider"].choices = [(name, name) for name in sorted(providers.PROVIDERS)]
         # the known events, and any other name an integration already subscribes to (kept, not dropped)
         extra = [name for name in (stored.events if stored else []) or [] if name not in KNOWN_EVENTS]
         self.fields["events"].choices = [(name, name) for name in (*KNOWN_EVENTS, *extra)]
-        self.initial["secret"] = ""
-        self.fields["secret"].help_text = "Webhooks only: signs each body (X-Oncall-Signature: sha256=<HMAC>). " + (
-            "A secret is set; leave blank to keep it." if stored and stored.secret else "None is set."
+        keys = (stored.auth_config_keys if stored else []) or []
+        self.initial["auth_config"] = None
+        self.initial["signing_secret"] = ""
+        self.fields["signing_secret"].help_text = "Webhooks: signs each body (X-Oncall-Signature: sha256=<HMAC>). " + (
+            "A secret is set; leave blank to keep it." if "signing_secret" in keys else "None is set."
         )
-        if stored is not None and stored.kind in URL_KINDS:
-            self.initial["target"] = ""
-            self.fields["target"].required = False
-            self.fields[
-                "target"
-            ].help_text = (
-                f"Stored: {outbound.redact_url(stored.target)} (hidden). Leave blank to keep it, or enter a new URL."
-            )
+        shown = ", ".join(f"{key}: {value}" for key, value in stored.shown_auth_config().items()) if stored else ""
+        self.fields["auth_config"].help_text = (
+            'Credentials as JSON, e.g. {"client_id": "...", "client_secret": "...", "token_url": "https://..."}; '
+            "stored encrypted and never shown again. "
+            + (f"Set: {shown}. Keys given here replace those; null removes one." if shown else "None is set.")
+        )
+        url_help = "Where requests go (a webhook's or Slack's URL). Blank for SMTP."
+        if stored is not None and stored.endpoint_url:
+            self.initial["endpoint_url"] = ""
+            where = outbound.redact_url(stored.endpoint_url)
+            url_help = f"Stored: {where} (hidden). Leave blank to keep it, or enter a new URL."
+        self.fields["endpoint_url"].help_text = url_help
 
     def clean(self):
         cleaned = super().clean()
         stored = Integration.objects.filter(pk=self.instance.pk).first() if self.instance.pk else None
-        if stored is not None:
-            if not cleaned.get("target") and stored.kind in URL_KINDS and cleaned.get("kind") == stored.kind:
-                cleaned["target"] = stored.target  # a new kind needs a new target: blank is refused then
-            if cleaned.get("clear_secret"):
-                cleaned["secret"] = ""
-            elif not cleaned.get("secret"):
-                cleaned["secret"] = stored.secret
+        if stored is not None and not cleaned.get("endpoint_url") and cleaned.get("provider") == stored.provider:
+            cleaned["endpoint_url"] = stored.endpoint_url  # a new provider needs its own URL: blank is refused
+        config = {} if stored is None or cleaned.get("clear_auth_config") else stored.auth_config
+        given = cleaned.get("auth_config")
+        if given not in (None, ""):
+            if not isinstance(given, dict):
+                self.add_error("auth_config", "Enter a JSON object.")
+                return cleaned
+            config.update(given)
+        if cleaned.get("clear_signing_secret"):
+            config.pop("signing_secret", None)
+        elif cleaned.get("signing_secret"):
+            config["signing_secret"] = cleaned["signing_secret"]
+        self.instance.set_auth_config(config)
         return cleaned
 
 
@@ -80,15 +123,32 @@ class IntegrationAdmin(AuditedAdmin):
     audit_action = AuditAction.INTEGRATION_CHANGED
 
     form = IntegrationForm
-    list_display = ("name", "kind", "shown_target", "subscribed_events", "active", "max_attempts", "updated_at")
-    list_filter = ("kind", "active")
-    search_fields = ("name",)  # not the target: searching it would let a viewer guess a secret URL
+    list_display = (
+        "name",
+        "integration_id",
+        "type",
+        "provider",
+        "shown_target",
+        "shown_credentials",
+        "subscribed_events",
+        "active",
+        "updated_at",
+    )
+    list_filter = ("type", "provider", "active")
+    search_fields = ("name", "integration_id")  # not the URL: searching it would let a viewer guess a secret
     readonly_fields = ("created_at", "updated_at")
     actions = ["send_test_notification"]
 
-    @admin.display(description="Target", ordering="target")
+    @admin.display(description="Target")
     def shown_target(self, integration: Integration) -> str:
-        return outbound.redact_url(integration.target) if integration.kind in URL_KINDS else integration.target
+        if integration.provider == "smtp":
+            return ", ".join(integration.recipients)
+        return outbound.redact_url(integration.endpoint_url) if integration.endpoint_url else "—"
+
+    @admin.display(description="Credentials")
+    def shown_credentials(self, integration: Integration) -> str:
+        keys = integration.auth_config_keys or []
+        return ", ".join(f"{key}: {credentials.MASK}" for key in keys) if keys else "—"
 
     @admin.display(description="Events")
     def subscribed_events(self, integration: Integration) -> str:
@@ -106,7 +166,7 @@ class IntegrationAdmin(AuditedAdmin):
 
 class DeliveryAttemptInline(admin.TabularInline):
     model = DeliveryAttempt
-    fields = ("number", "started_at", "finished_at", "ok", "http_status", "error")
+    fields = ("number", "started_at", "finished_at", "ok", "http_status", "error", "excerpt")
     readonly_fields = fields
     extra = 0
     can_delete = False
@@ -123,7 +183,7 @@ class DeliveryAttemptInline(admin.TabularInline):
 class OutboundMessageAdmin(admin.ModelAdmin):
     list_display = (
         "id",
-        "event",
+        "what",
         "integration",
         "status",
         "attempts",
@@ -132,9 +192,9 @@ class OutboundMessageAdmin(admin.ModelAdmin):
         "created_at",
         "last_error_excerpt",
     )
-    list_filter = ("status", "event", "integration")
+    list_filter = ("status", "message_type", "event", "integration")
     list_select_related = ("integration",)
-    search_fields = ("dedup_key", "event", "integration__name")
+    search_fields = ("dedup_key", "event", "method", "integration__name", "integration__integration_id")
     date_hierarchy = "created_at"
     inlines = [DeliveryAttemptInline]
     actions = ["retry_failed"]
@@ -149,16 +209,20 @@ class OutboundMessageAdmin(admin.ModelAdmin):
         # The detail page is read-only (obj given); the list keeps change rights for the retry action.
         return obj is None and super().has_change_permission(request)
 
+    @admin.display(description="Event or method", ordering="event")
+    def what(self, message: OutboundMessage) -> str:
+        return message.event or message.method
+
     @admin.display(description="Last error")
     def last_error_excerpt(self, message: OutboundMessage) -> str:
         return message.last_error[:120]
 
-    @admin.action(description="Retry selected failed messages", permissions=["change"])
+    @admin.action(description="Retry selected failed or dead messages", permissions=["change"])
     def retry_failed(self, request, queryset):
         ids = list(queryset.values_list("pk", flat=True))
         retried = services.retry_failed_messages(ids)
         skipped = len(ids) - retried
-        note = f" Skipped {skipped} that had not failed." if skipped else ""
+        note = f" Skipped {skipped} that had not failed or died." if skipped else ""
         level = messages.SUCCESS if retried else messages.WARNING
         self.message_user(request, f"Queued {retried} failed message(s) for another round of attempts.{note}", level)
 

@@ -8,14 +8,14 @@ from config.metrics import after_commit
 
 OUTBOUND = Counter(
     "aicc_outbound_messages",
-    "Outbound messages settled or rescheduled, by integration, kind and status",
+    "Outbound messages settled or rescheduled, by integration (its id), provider (as kind) and status",
     ["integration", "kind", "status"],
     registry=None,
 )
 
 
 def message_settled(message, status: str) -> None:
-    """status: delivered, failed (gave up) or retrying (a failed try with another to come)."""
+    """status: delivered, failed (a permanent error), dead (every try failed) or retrying."""
     integration = message.integration
-    labels = (integration.name[:100], str(integration.kind), status)
+    labels = (integration.integration_id[:100], str(integration.provider), status)
     after_commit(lambda: OUTBOUND.labels(*labels).inc())

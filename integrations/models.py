@@ -1,4 +1,4 @@
-"""Integrations (where notifications go), the messages we owe them, and every delivery attempt."""
+"""Integrations (external systems we send to), the messages we owe them, and every delivery attempt."""
 
 from __future__ import annotations
 
@@ -26,25 +26,60 @@ TEST_EVENT = "integration.test"
 EVENT_NAME = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z0-9_]+)+$")
 
 
-class IntegrationKind(models.TextChoices):
-    WEBHOOK = "webhook", "Webhook (signed JSON POST)"
-    SLACK = "slack", "Slack incoming webhook"
-    EMAIL = "email", "Email (SMTP)"
+class IntegrationType(models.TextChoices):
+    CRM = "crm", _("CRM")
+    PAYMENT = "payment", _("Payment")
+    NOTIFICATION = "notification", _("Notification")
+    SOCIAL = "social", _("Social")
+    WEBHOOK = "webhook", _("Webhook")
+
+
+class AuthType(models.TextChoices):
+    NONE = "none", _("None")
+    API_KEY = "api_key", _("API key")
+    BASIC = "basic", _("HTTP basic")
+    BEARER = "bearer", _("Bearer token")
+    OAUTH2_CLIENT_CREDENTIALS = "oauth2_client_credentials", _("OAuth2 client credentials")
+    OAUTH2_JWT_BEARER = "oauth2_jwt_bearer", _("OAuth2 JWT bearer")
+    SERVICE_ACCOUNT = "service_account", _("Service account (JWT bearer)")
+
+
+INTEGRATION_ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,99}$")
 
 
 class Integration(models.Model):
-    name = models.CharField(max_length=100, unique=True, verbose_name=_("name"))
-    kind = models.CharField(max_length=20, choices=IntegrationKind.choices, verbose_name=_("kind"))
-    target = models.CharField(
-        max_length=2000,
-        help_text=_("The URL for a webhook or Slack; comma-separated addresses for email."),
-        verbose_name=_("target"),
+    """An external system we talk to (the seed's IntegrationConfig). `auth_config` is a dict of
+    credentials kept sealed (AES-GCM, see integrations.credentials): `auth_config_sealed` holds the
+    ciphertext and `auth_config_keys` only the names of what is set, so pages and lists can say
+    "client_secret: set" without ever opening it."""
+
+    integration_id = models.CharField(
+        max_length=100,
+        unique=True,
+        help_text=_("The caller's stable slug, e.g. crm_salesforce (lower case, digits, _ and -)."),
+        verbose_name=_("integration id"),
     )
-    secret = models.CharField(
-        max_length=200,
+    name = models.CharField(max_length=100, verbose_name=_("name"))
+    type = models.CharField(max_length=20, choices=IntegrationType.choices, verbose_name=_("type"))
+    provider = models.CharField(
+        max_length=50, help_text=_("The provider module that speaks to it, e.g. webhook."), verbose_name=_("provider")
+    )
+    endpoint_url = models.CharField(
+        max_length=2000,
         blank=True,
-        help_text=_("Webhooks only: signs each body (X-Oncall-Signature: sha256=<HMAC>). Blank sends unsigned."),
-        verbose_name=_("secret"),
+        help_text=_("The base URL requests go to (a webhook's or Slack's URL). Blank for SMTP."),
+        verbose_name=_("endpoint URL"),
+    )
+    auth_type = models.CharField(
+        max_length=40, choices=AuthType.choices, default=AuthType.NONE, verbose_name=_("auth type")
+    )
+    auth_config_sealed = models.TextField(blank=True, editable=False, verbose_name=_("auth config (encrypted)"))
+    auth_config_keys = models.JSONField(default=list, blank=True, editable=False, verbose_name=_("auth config keys"))
+    options = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text=_('Provider settings that are not secret, e.g. {"to": ["ops@example.com"]} for SMTP.'),
+        verbose_name=_("options"),
     )
     events = models.JSONField(
         default=list,
@@ -59,8 +94,15 @@ class Integration(models.Model):
     max_attempts = models.PositiveSmallIntegerField(
         default=6,
         validators=[MinValueValidator(1), MaxValueValidator(20)],
-        help_text=_("Tries per message before it is marked failed."),
+        help_text=_("Tries per message before it is dead-lettered."),
         verbose_name=_("max attempts"),
+    )
+    rate_limit_per_second = models.FloatField(
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(0.01)],
+        help_text=_("Messages per second to this integration, shared by every worker (blank: the default)."),
+        verbose_name=_("rate limit per second"),
     )
     created_at = models.DateTimeField(auto_now_add=True, verbose_name=_("created at"))
     updated_at = models.DateTimeField(auto_now=True, verbose_name=_("updated at"))
@@ -71,61 +113,129 @@ class Integration(models.Model):
         ordering = ["name"]
 
     def __str__(self) -> str:
-        return f"{self.name} ({self.kind})"
+        return f"{self.name} ({self.integration_id})"
 
     def clean(self) -> None:
+        from integrations import providers  # the providers import this module
+
         errors: dict[str, str] = {}
         if self.events is None:  # the admin's empty box: every event
             self.events = []
-        if self.kind in (IntegrationKind.WEBHOOK, IntegrationKind.SLACK):
-            try:
-                URLValidator(schemes=["http", "https"])(self.target)
-            except ValidationError:
-                errors["target"] = "Enter an http(s) URL."
-            else:
-                try:
-                    outbound.check_url(self.target)
-                except outbound.BlockedDestination as exc:
-                    errors["target"] = str(exc)
-        elif self.kind == IntegrationKind.EMAIL:
-            if not self.recipients:
-                errors["target"] = "Enter at least one email address."
-            for address in self.recipients:
-                try:
-                    validate_email(address)
-                except ValidationError:
-                    errors["target"] = f"Not an email address: {address}"
+        if not INTEGRATION_ID.match(self.integration_id or ""):
+            errors["integration_id"] = "Use 1-100 lower-case letters, digits, _ or -, starting with a letter or digit."
+        provider = providers.PROVIDERS.get(self.provider)
+        if provider is None:
+            errors["provider"] = f"Unknown provider; choose one of: {', '.join(sorted(providers.PROVIDERS))}."
+        else:
+            errors.update(provider.check_integration(self))
         if not isinstance(self.events, list) or not all(
             isinstance(name, str) and EVENT_NAME.match(name) for name in self.events
         ):
             errors["events"] = 'Enter a list of event names such as ["incident.exhausted"], or [] for every event.'
+        if not isinstance(self.options, dict):
+            errors["options"] = "Enter a JSON object."
         if errors:
             raise ValidationError(errors)
 
+    def check_endpoint_url(self) -> str | None:
+        """Why endpoint_url cannot be a target (not http(s), or an address the SSRF guard refuses)."""
+        try:
+            URLValidator(schemes=["http", "https"])(self.endpoint_url)
+        except ValidationError:
+            return "Enter an http(s) URL."
+        try:
+            outbound.check_url(self.endpoint_url)
+        except outbound.BlockedDestination as exc:
+            return str(exc)
+        return None
+
     @property
     def recipients(self) -> list[str]:
-        return [address.strip() for address in self.target.split(",") if address.strip()]
+        """Email providers: the addresses in options["to"] (a list, or one comma-separated string)."""
+        to = (self.options or {}).get("to") or []
+        if isinstance(to, str):
+            to = to.split(",")
+        return [str(address).strip() for address in to if str(address).strip()]
+
+    def check_recipients(self) -> str | None:
+        if not self.recipients:
+            return 'Enter at least one email address. Put them in options, e.g. {"to": ["ops@example.com"]}.'
+        for address in self.recipients:
+            try:
+                validate_email(address)
+            except ValidationError:
+                return f"Not an email address: {address}"
+        return None
 
     def subscribes_to(self, event: str) -> bool:
         return not self.events or event in self.events
+
+    @property
+    def auth_config(self) -> dict:
+        """The credentials, opened (never log or show this; see `shown_auth_config`)."""
+        from integrations import credentials
+
+        return credentials.open_config(self.auth_config_sealed)
+
+    def set_auth_config(self, config: dict) -> None:
+        from integrations import credentials
+
+        config = {key: value for key, value in (config or {}).items() if value not in (None, "")}
+        self.auth_config_sealed = credentials.seal_config(config)
+        self.auth_config_keys = sorted(config)
+
+    def shown_auth_config(self) -> dict:
+        """Public values (client_id, token_url, ...) as they are, every secret as "••••"."""
+        from integrations import credentials
+
+        try:
+            public = credentials.public_part(self.auth_config)
+        except Exception:  # a page must render even when the key ring does not open the config
+            public = {}
+        return credentials.masked(self.auth_config_keys or [], public)
+
+    @property
+    def breaker_name(self) -> str:
+        return f"integration:{self.integration_id}"
 
 
 class MessageStatus(models.TextChoices):
     PENDING = "pending", "Pending"
     SENDING = "sending", "Sending"
     DELIVERED = "delivered", "Delivered"
-    FAILED = "failed", "Failed"
+    FAILED = "failed", "Failed"  # a permanent error: retrying cannot help
+    DEAD = "dead", "Dead-lettered"  # every attempt failed; retry or replay it by hand
+
+
+class MessageType(models.TextChoices):
+    SYNC = "sync", "Synchronous"
+    ASYNC = "async", "Asynchronous"
 
 
 class OutboundMessage(models.Model):
-    """One notification owed to one integration. (integration, dedup_key) is unique, so a caller that
-    runs twice (a retried task, a repeated webhook) never notifies twice."""
+    """One message owed to one integration: one of our events, or a provider method called through the
+    API. (integration, dedup_key) is unique, so a caller that runs twice (a retried task, a repeated
+    webhook, an API caller re-sending with its idempotency key) never sends twice."""
 
     integration = models.ForeignKey(
         Integration, on_delete=models.PROTECT, related_name="messages", verbose_name=_("integration")
     )
     event = models.CharField(max_length=100, db_index=True, verbose_name=_("event"))
     dedup_key = models.CharField(max_length=200, verbose_name=_("dedup key"))
+    method = models.CharField(
+        max_length=50, blank=True, help_text=_("The provider method called."), verbose_name=_("method")
+    )
+    message_type = models.CharField(
+        max_length=10, choices=MessageType.choices, default=MessageType.ASYNC, verbose_name=_("message type")
+    )
+    idempotency_key = models.CharField(max_length=200, blank=True, verbose_name=_("idempotency key"))
+    result = models.JSONField(
+        null=True,
+        blank=True,
+        encoder=DjangoJSONEncoder,
+        help_text=_("What the provider answered."),
+        verbose_name=_("result"),
+    )
     payload = models.JSONField(default=dict, encoder=DjangoJSONEncoder, verbose_name=_("payload"))
     status = models.CharField(
         max_length=20, choices=MessageStatus.choices, default=MessageStatus.PENDING, verbose_name=_("status")
@@ -155,7 +265,7 @@ class OutboundMessage(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.event} → {self.integration.name} ({self.status})"
+        return f"{self.method or self.event} → {self.integration.name} ({self.status})"
 
 
 class DeliveryAttempt(models.Model):
@@ -171,6 +281,12 @@ class DeliveryAttempt(models.Model):
     ok = models.BooleanField(default=False, verbose_name=_("ok"))
     http_status = models.PositiveSmallIntegerField(null=True, blank=True, verbose_name=_("http status"))
     error = models.TextField(blank=True, verbose_name=_("error"))
+    excerpt = models.CharField(
+        max_length=200,
+        blank=True,
+        help_text=_("The start of the provider's answer, scrubbed."),
+        verbose_name=_("excerpt"),
+    )
 
     class Meta:
         verbose_name = _("delivery attempt")

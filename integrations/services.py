@@ -1,15 +1,20 @@
-"""Writes for integrations: create notifications, deliver them, retry them.
+"""Writes for integrations' messages: our events fanned out (`notify`), the messages API (`send_sync`,
+`send_async`, `replay`), delivery (`deliver`) and its retries.
 
-A message moves pending → sending → delivered | failed (sending → pending again for a retry). A
-worker claims it on a locked row before any network call, so two tasks for one message (a sweep and
-a countdown, a redelivered task) send it once; the network call runs outside any transaction.
-Retries: a short countdown task first, the beat sweep (`retry_due_messages`) as the safety net.
+A message moves pending → sending → delivered | failed (a permanent error) | dead (every attempt
+failed); sending → pending again for a retry. A worker claims it on a locked row before any network
+call, so two tasks for one message (a sweep and a countdown, a redelivered task) send it once; the
+network call runs outside any transaction. Retries: a short countdown task first, the beat sweep
+(`retry_due_messages`) as the safety net. Before a claim, the integration's circuit breaker
+(config.breaker, "integration:<slug>") and its token bucket (integrations.ratelimit) may put the
+message off without counting an attempt.
 """
 
 from __future__ import annotations
 
 import logging
 import random
+import time
 import traceback
 import uuid
 from collections.abc import Iterable
@@ -20,12 +25,21 @@ from django.db import transaction
 from django.db.models import Max, Q
 from django.utils import timezone
 
-from config import outbound
+from config import breaker, outbound
 from config.celery_utils import enqueue_on_commit
-from config.errors import InvalidInput
-from integrations import adapters
+from config.errors import DomainError, InvalidInput
+from integrations import credentials, providers, ratelimit
 from integrations import metrics as integration_metrics
-from integrations.models import TEST_EVENT, DeliveryAttempt, Integration, MessageStatus, OutboundMessage
+from integrations.models import (
+    TEST_EVENT,
+    DeliveryAttempt,
+    Integration,
+    MessageStatus,
+    MessageType,
+    OutboundMessage,
+)
+from integrations.providers import CallContext, ProviderError, Result
+from integrations.providers.http import excerpt_of
 from integrations.selectors import subscribed_integrations
 
 logger = logging.getLogger(__name__)
@@ -35,6 +49,7 @@ DEDUP_KEY_MAX_CHARS = OutboundMessage._meta.get_field("dedup_key").max_length
 # A countdown task fires at or after the time it was scheduled for; a small allowance absorbs clock
 # differences between worker hosts, beyond which an early task leaves the message to a later one.
 EARLY_ALLOWANCE = timedelta(seconds=1)
+SETTLED = (MessageStatus.DELIVERED, MessageStatus.FAILED, MessageStatus.DEAD)
 ABANDONED_ATTEMPT_ERROR = "The worker stopped before this attempt finished; no result was recorded."
 
 
@@ -56,7 +71,12 @@ def notify(event: str, payload: dict, *, dedup_key: str) -> list[OutboundMessage
             message, created = OutboundMessage.objects.get_or_create(
                 integration=integration,
                 dedup_key=dedup_key,
-                defaults={"event": event, "payload": payload, "next_attempt_at": timezone.now()},
+                defaults={
+                    "event": event,
+                    "method": providers.get(integration.provider).event_method,
+                    "payload": payload,
+                    "next_attempt_at": timezone.now(),
+                },
             )
             if created:
                 enqueue_on_commit(DELIVER_TASK, message.pk)
@@ -76,6 +96,7 @@ def send_test_notification(integration: Integration) -> OutboundMessage:
         message = OutboundMessage.objects.create(
             integration=integration,
             event=TEST_EVENT,
+            method=providers.get(integration.provider).event_method,
             dedup_key=f"test:{uuid.uuid4().hex}",
             payload=payload,
             next_attempt_at=timezone.now(),
@@ -87,23 +108,141 @@ def send_test_notification(integration: Integration) -> OutboundMessage:
 def deliver(message_id: int) -> OutboundMessage:
     """Sends one message once: claim, send (outside the transaction), record, then decide.
 
-    A message that is delivered, failed, being sent by another worker, or not yet due is returned
-    untouched, so a duplicate or early task is harmless. Raises OutboundMessage.DoesNotExist.
+    A message that is settled, being sent by another worker, or not yet due is returned untouched,
+    so a duplicate or early task is harmless. Raises OutboundMessage.DoesNotExist.
     """
     claim = _claim(message_id)
     if claim is None:
         return OutboundMessage.objects.select_related("integration").get(pk=message_id)
     message, attempt = claim
+    result, error = _call(message, CallContext(message_id=message.pk, event=message.event))
+    return _finish(message, attempt, result=result, error=error)
+
+
+def send_sync(integration: Integration, payload: dict, *, idempotency_key: str = "") -> tuple[OutboundMessage, bool]:
+    """Calls a provider method now (the messages API's "sync"), recording the message and its one
+    attempt; returns (message, created). A known idempotency key returns the first call's message
+    and calls nothing. Sync messages are not retried: the caller sees the outcome and decides."""
+    method, data = _validated(integration, payload)
+    message, created = _create_api_message(integration, method, data, MessageType.SYNC, idempotency_key)
+    if not created:
+        return message, False
+    now = timezone.now()
+    if integration.active and (until := breaker.open_until(integration.breaker_name)):
+        _mark_failed(message, now, f"Not sent: the circuit breaker of {integration.integration_id} is open.")
+        raise CircuitOpen(integration, until)
+    wait = ratelimit.take(integration)
+    if wait > _sync_budget():
+        _mark_failed(message, now, "Not sent: the integration's rate limit was reached.")
+        raise RateLimited(integration, wait)
+    if wait > 0:
+        time.sleep(wait)
+    claim = _claim(message.pk)
+    if claim is None:  # inactive: _claim marked it failed
+        return OutboundMessage.objects.select_related("integration").get(pk=message.pk), True
+    message, attempt = claim
+    result, error = _call(message, CallContext(message_id=message.pk, timeout=_sync_timeout()))
+    return _finish(message, attempt, result=result, error=error), True
+
+
+def send_async(integration: Integration, payload: dict, *, idempotency_key: str = "") -> tuple[OutboundMessage, bool]:
+    """Queues a provider method call (the messages API's "async"); returns (message, created)."""
+    method, data = _validated(integration, payload)
+    return _create_api_message(integration, method, data, MessageType.ASYNC, idempotency_key)
+
+
+def replay(message: OutboundMessage) -> OutboundMessage:
+    """A failed or dead-lettered message gets a fresh round of attempts (the API's replay)."""
+    if retry_failed_messages([message.pk]) == 0:
+        raise DomainError(
+            f"Message {message.pk} is {message.status}; only failed or dead messages can be replayed.",
+            code="not_replayable",
+        )
+    return OutboundMessage.objects.select_related("integration").get(pk=message.pk)
+
+
+class CircuitOpen(DomainError):
+    status_code = 503
+    code = "circuit_open"
+
+    def __init__(self, integration: Integration, until: float):
+        self.retry_after = max(1, int(until - time.time()) + 1)
+        super().__init__(
+            f"{integration.integration_id} failed repeatedly; it is not called for {self.retry_after} s "
+            "(circuit breaker open). Try again later or send the message async."
+        )
+
+
+class RateLimited(DomainError):
+    status_code = 429
+    code = "rate_limited"
+
+    def __init__(self, integration: Integration, wait: float):
+        self.retry_after = max(1, int(wait) + 1)
+        super().__init__(
+            f"{integration.integration_id} takes at most {ratelimit.rate_for(integration):g} messages per second; "
+            f"try again in {self.retry_after} s or send the message async."
+        )
+
+
+def _validated(integration: Integration, payload: dict) -> tuple[str, dict]:
+    if not integration.active:
+        raise DomainError(f"Integration {integration.integration_id} is inactive.", code="inactive")
+    return providers.get(integration.provider).validate(payload)
+
+
+def _create_api_message(
+    integration: Integration, method: str, data: dict, message_type: str, idempotency_key: str
+) -> tuple[OutboundMessage, bool]:
+    dedup_key = f"idem:{idempotency_key}" if idempotency_key else f"api:{uuid.uuid4().hex}"
+    with transaction.atomic():
+        message, created = OutboundMessage.objects.get_or_create(
+            integration=integration,
+            dedup_key=dedup_key,
+            defaults={
+                "event": "",
+                "method": method,
+                "payload": data,
+                "message_type": message_type,
+                "idempotency_key": idempotency_key,
+                "next_attempt_at": timezone.now(),
+            },
+        )
+        if created and message_type == MessageType.ASYNC:
+            enqueue_on_commit(DELIVER_TASK, message.pk)
+    return message, created
+
+
+def _call(message: OutboundMessage, context: CallContext) -> tuple[Result | None, ProviderError | None]:
+    """Runs the message's provider method; every failure becomes a ProviderError, never an exception."""
+    integration = message.integration
+    provider = providers.get(integration.provider)
     try:
-        sent = adapters.send(message)
-    except adapters.DeliveryError as exc:
-        return _finish(message, attempt, error=exc)
+        method = message.method or provider.event_method
+        if message.event:  # one of our events: the provider's natural method, built now (it names the message)
+            data = provider.event_input(integration, message.event, message.payload, context)
+        else:
+            data = message.payload
+        result = provider.call(integration, method, data, context)
+    except ProviderError as exc:
+        return None, exc
     except Exception as exc:  # a bug or an unexpected library error: recorded and retried, never lost
-        # Logged without exc_info: a library's message or traceback may repeat the secret URL.
-        trace = outbound.scrub("".join(traceback.format_exception(exc)), message.integration.target)
-        logger.error("integration adapter crashed", extra={"message_id": message.pk, "traceback": trace})
-        return _finish(message, attempt, error=adapters.DeliveryError(f"{type(exc).__name__}: {exc}", permanent=False))
-    return _finish(message, attempt, sent=sent)
+        # Logged without exc_info: a library's message or traceback may repeat a secret.
+        trace = _scrub(message, "".join(traceback.format_exception(exc)))
+        logger.error("integration provider crashed", extra={"message_id": message.pk, "traceback": trace})
+        return None, ProviderError(f"{type(exc).__name__}: {exc}", permanent=False)
+    if not isinstance(result, Result):
+        result = Result(data=result)
+    return result, None
+
+
+def _scrub(message: OutboundMessage, text: str) -> str:
+    integration = message.integration
+    text = outbound.scrub(text, integration.endpoint_url)
+    try:
+        return credentials.scrub_secrets(text, integration.auth_config)
+    except credentials.CredentialError:
+        return text
 
 
 def retry_due_messages(limit: int = 100) -> int:
@@ -143,19 +282,21 @@ def retry_due_messages(limit: int = 100) -> int:
 
 
 def retry_failed_messages(message_ids: Iterable[int]) -> int:
-    """Gives failed messages a fresh round of attempts (the admin's retry); returns how many."""
+    """Gives failed and dead messages a fresh round of attempts (the admin's retry, the API's replay);
+    returns how many. Delivered ones are left alone: a replay never sends a message twice."""
     now = timezone.now()
     with transaction.atomic():
         messages = list(
             OutboundMessage.objects.select_for_update(of=("self",))
-            .filter(pk__in=list(message_ids), status=MessageStatus.FAILED)
+            .filter(pk__in=list(message_ids), status__in=(MessageStatus.FAILED, MessageStatus.DEAD))
             .order_by("pk")
         )
         for message in messages:
             message.status = MessageStatus.PENDING
             message.attempts = 0
             message.next_attempt_at = now
-            message.save(update_fields=["status", "attempts", "next_attempt_at", "updated_at"])
+            message.message_type = MessageType.ASYNC  # a replayed sync call is delivered by the queue
+            message.save(update_fields=["status", "attempts", "next_attempt_at", "message_type", "updated_at"])
             enqueue_on_commit(DELIVER_TASK, message.pk)
     return len(messages)
 
@@ -165,10 +306,7 @@ def retry_delay(attempt: int, *, retry_after: float | None = None) -> float:
     failed together do not return together, at least the receiver's Retry-After, capped (5 min)."""
     base = float(getattr(settings, "INTEGRATION_RETRY_BASE_SECONDS", 2.0))
     multiplier = float(getattr(settings, "INTEGRATION_RETRY_MULTIPLIER", 4.0))
-    cap = min(
-        float(getattr(settings, "INTEGRATION_RETRY_MAX_SECONDS", 300.0)),
-        float(getattr(settings, "MAX_COUNTDOWN_SECONDS", 300.0)),
-    )
+    cap = _countdown_cap()
     backoff = min(base * multiplier ** min(max(attempt - 1, 0), 30), cap)
     delay = backoff + random.uniform(0, backoff / 4)
     if retry_after:
@@ -180,7 +318,7 @@ def _claim(message_id: int) -> tuple[OutboundMessage, DeliveryAttempt] | None:
     now = timezone.now()
     with transaction.atomic():
         message = _locked(message_id)
-        if message.status in (MessageStatus.DELIVERED, MessageStatus.FAILED):
+        if message.status in SETTLED:
             return None
         if message.status == MessageStatus.SENDING:
             if message.claimed_at is not None and message.claimed_at > now - _stale_after():
@@ -192,6 +330,8 @@ def _claim(message_id: int) -> tuple[OutboundMessage, DeliveryAttempt] | None:
         integration = message.integration
         if not integration.active and message.event != TEST_EVENT:
             _mark_failed(message, now, f"Not sent: integration {integration.name!r} is inactive.")
+            return None
+        if message.message_type == MessageType.ASYNC and _put_off(message, now):
             return None
         last_number = message.delivery_attempts.aggregate(last=Max("number"))["last"] or 0
         message.status = MessageStatus.SENDING
@@ -206,36 +346,88 @@ def _finish(
     message: OutboundMessage,
     attempt: DeliveryAttempt,
     *,
-    sent: adapters.Sent | None = None,
-    error: adapters.DeliveryError | None = None,
+    result: Result | None = None,
+    error: ProviderError | None = None,
 ) -> OutboundMessage:
     now = timezone.now()
     claimed_at = message.claimed_at
-    if error is not None:  # the adapters scrub already; this holds for any text they did not build
-        error.reason = outbound.scrub(error.reason, message.integration.target)
+    integration = message.integration
+    if error is not None:  # the providers scrub already; this holds for any text they did not build
+        error.reason = _scrub(message, error.reason)
+        if not error.permanent:
+            breaker.record_failure(
+                integration.breaker_name,
+                threshold=settings.INTEGRATION_BREAKER_FAILURE_THRESHOLD,
+                window=settings.INTEGRATION_BREAKER_WINDOW_SECONDS,
+                cooldown=settings.INTEGRATION_BREAKER_COOLDOWN_SECONDS,
+            )
+    else:
+        breaker.record_success(integration.breaker_name)
     with transaction.atomic():
         message = _locked(message.pk)  # the message row first, as everywhere: one lock order
         attempt.finished_at = now
         attempt.ok = error is None
-        attempt.http_status = error.http_status if error else sent.http_status
+        attempt.http_status = error.http_status if error else result.http_status
         attempt.error = error.reason if error else ""
-        attempt.save(update_fields=["finished_at", "ok", "http_status", "error"])
+        attempt.excerpt = "" if error else _scrub(message, excerpt_of(result.data))
+        attempt.save(update_fields=["finished_at", "ok", "http_status", "error", "excerpt"])
         if error is None:
             if message.status != MessageStatus.DELIVERED:
+                message.result = result.data if message.message_type == MessageType.SYNC else None
                 _mark_delivered(message, now)
             return message
         if message.status != MessageStatus.SENDING or message.claimed_at != claimed_at:
             return message  # another worker took it over after this one looked dead: its call
+        message.timed_out = error.timed_out  # not stored: the API's sync answer reads it (504)
         if error.permanent:
             _mark_failed(message, now, f"Permanent failure: {error.reason}")
-        elif message.attempts >= message.integration.max_attempts:
-            _mark_failed(message, now, f"Gave up after {message.attempts} attempts. Last error: {error.reason}")
+        elif message.message_type == MessageType.SYNC:
+            _mark_failed(message, now, error.reason)
+        elif message.attempts >= integration.max_attempts:
+            _mark_dead(message, now, f"Gave up after {message.attempts} attempts. Last error: {error.reason}")
         else:
             _schedule_retry(message, now, error)
     return message
 
 
-def _schedule_retry(message: OutboundMessage, now: datetime, error: adapters.DeliveryError) -> None:
+def _put_off(message: OutboundMessage, now: datetime) -> bool:
+    """Leaves the message pending for later, no attempt counted, while the integration's breaker is
+    open or its rate limit is reached; True when it did."""
+    integration = message.integration
+    until = breaker.open_until(integration.breaker_name)
+    if until is not None:
+        delay, why = max(0.0, until - time.time()), "circuit breaker open"
+    else:
+        delay, why = ratelimit.take(integration), "rate limit"
+    if delay <= 0:
+        return False
+    delay = min(delay + random.uniform(0, min(delay, 1.0) / 4), _countdown_cap())
+    message.status = MessageStatus.PENDING
+    message.next_attempt_at = now + timedelta(seconds=delay)
+    message.save(update_fields=["status", "next_attempt_at", "updated_at"])
+    enqueue_on_commit(DELIVER_TASK, message.pk, countdown=delay)
+    logger.info("integration message put off", extra={"message_id": message.pk, "why": why, "delay": round(delay, 2)})
+    return True
+
+
+def _countdown_cap() -> float:
+    return min(
+        float(getattr(settings, "INTEGRATION_RETRY_MAX_SECONDS", 300.0)),
+        float(getattr(settings, "MAX_COUNTDOWN_SECONDS", 300.0)),
+    )
+
+
+def _sync_timeout() -> tuple[float, float]:
+    timeout = getattr(settings, "INTEGRATION_SYNC_TIMEOUT", (2.0, 5.0))
+    return tuple(timeout) if isinstance(timeout, list | tuple) else (float(timeout), float(timeout))
+
+
+def _sync_budget() -> float:
+    """How long a sync call may wait for a rate-limit token before the caller gets a 429."""
+    return float(getattr(settings, "INTEGRATION_SYNC_RATE_WAIT_SECONDS", 1.0))
+
+
+def _schedule_retry(message: OutboundMessage, now: datetime, error: ProviderError) -> None:
     delay = retry_delay(message.attempts, retry_after=error.retry_after)
     message.status = MessageStatus.PENDING
     message.next_attempt_at = now + timedelta(seconds=delay)
@@ -276,6 +468,17 @@ def _mark_failed(message: OutboundMessage, now: datetime, reason: str) -> None:
     logger.warning("integration message failed", extra={"message_id": message.pk, "error": reason})
 
 
+def _mark_dead(message: OutboundMessage, now: datetime, reason: str) -> None:
+    """Every attempt failed: dead-lettered, kept for a person to retry (admin) or replay (API)."""
+    message.status = MessageStatus.DEAD
+    message.next_attempt_at = None
+    message.claimed_at = None
+    message.last_error = reason
+    message.save(update_fields=["status", "next_attempt_at", "claimed_at", "last_error", "updated_at"])
+    integration_metrics.message_settled(message, "dead")
+    logger.warning("integration message dead-lettered", extra={"message_id": message.pk, "error": reason})
+
+
 def _recover_abandoned(message: OutboundMessage, now: datetime) -> bool:
     """Closes the try a dead worker left open; True when the message may be tried again."""
     message.delivery_attempts.filter(finished_at__isnull=True).update(
@@ -283,7 +486,7 @@ def _recover_abandoned(message: OutboundMessage, now: datetime) -> bool:
     )
     message.last_error = ABANDONED_ATTEMPT_ERROR
     if message.attempts >= message.integration.max_attempts:
-        _mark_failed(message, now, f"Gave up after {message.attempts} attempts. Last error: {ABANDONED_ATTEMPT_ERROR}")
+        _mark_dead(message, now, f"Gave up after {message.attempts} attempts. Last error: {ABANDONED_ATTEMPT_ERROR}")
         return False
     return True
 

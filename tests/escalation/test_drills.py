@@ -44,7 +44,14 @@ def test_a_drill_through_the_api_reports_who_answered_with_which_digit_on_which_
 
 def test_an_exhausted_drill_sends_no_fallback_notification(carrier, system_client):
     policy = factories.policy(factories.contact("Kim", 3), max_attempts=2, name="nobody-home")
-    Integration.objects.create(name="ops", kind="webhook", target="http://127.0.0.1:9/", events=[])
+    Integration.objects.create(
+        integration_id="ops",
+        name="ops",
+        type="webhook",
+        provider="webhook",
+        endpoint_url="http://127.0.0.1:9/",
+        events=[],
+    )
 
     drill = system_client.post(f"/api/v1/escalation-policies/{policy.pk}/drill").json()
 

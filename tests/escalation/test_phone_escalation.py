@@ -83,7 +83,14 @@ def receiver():
 def test_nobody_answers_max_attempts_calls_then_exhausted_and_the_fallback_goes_out(carrier, system_client, receiver):
     # given a policy nobody will answer, and a webhook integration subscribed to exhaustion
     factories.policy(factories.contact("Kim", 3), factories.contact("Lee", 4), max_attempts=3)  # no answer, busy
-    Integration.objects.create(name="ops", kind="webhook", target=receiver.url, events=["incident.exhausted"])
+    Integration.objects.create(
+        integration_id="ops",
+        name="ops",
+        type="webhook",
+        provider="webhook",
+        endpoint_url=receiver.url,
+        events=["incident.exhausted"],
+    )
 
     # when an alert arrives
     incident_id = post_alert(system_client)

@@ -91,7 +91,14 @@ def test_primary_does_not_answer_and_the_secondary_presses_1(vonage_carrier, sys
 def test_nobody_answers_max_attempts_calls_then_exhausted_and_the_fallback_goes_out(vonage_carrier, system_client):
     factories.policy(factories.contact("Kim", 3), factories.contact("Lee", 4), max_attempts=3)  # no answer, busy
     with HTTPReceiver() as receiver:
-        Integration.objects.create(name="ops", kind="webhook", target=receiver.url, events=["incident.exhausted"])
+        Integration.objects.create(
+            integration_id="ops",
+            name="ops",
+            type="webhook",
+            provider="webhook",
+            endpoint_url=receiver.url,
+            events=["incident.exhausted"],
+        )
 
         incident_id = post_alert(system_client)
 

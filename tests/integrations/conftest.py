@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import base64
+
 import pytest
 
+from config.redis import redis_client
 from integrations.models import Integration
 from tests.integrations.receivers import HTTPReceiver, SMTPServer
 
@@ -16,6 +19,30 @@ EXHAUSTED_PAYLOAD = {
     "reason": "nobody pressed 1 after 5 calls",
     "url": "http://127.0.0.1:8000/api/v1/incidents/42",
 }
+
+
+TEST_CREDENTIAL_KEYS = (
+    "cred-2:" + base64.b64encode(b"c" * 32).decode() + ",cred-1:" + base64.b64encode(b"d" * 32).decode()
+)
+
+
+@pytest.fixture(autouse=True)
+def credential_keys(settings):
+    """A key ring of the tests' own: credentials are sealed as in production (DEBUG is off)."""
+    settings.INTEGRATIONS_CREDENTIAL_KEYS = TEST_CREDENTIAL_KEYS
+
+
+@pytest.fixture(autouse=True)
+def no_breaker_or_rate_limit_in_the_way(settings):
+    """Breakers, rate buckets and cached tokens live in Redis and outlive a test: each test starts
+    with none, and with limits high enough that only the tests of those limits meet them."""
+    settings.INTEGRATION_BREAKER_FAILURE_THRESHOLD = 1000
+    settings.INTEGRATION_RATE_LIMIT_PER_SECOND = 100000.0
+    client = redis_client()
+    for pattern in ("oncall:breaker:integration:*", "oncall:integration-rate:*", "oncall:integration-token:*"):
+        stale = list(client.scan_iter(match=pattern))
+        if stale:
+            client.delete(*stale)
 
 
 @pytest.fixture
@@ -43,12 +70,35 @@ def fast_retries(settings):
     settings.INTEGRATION_RETRY_BASE_SECONDS = 0.0
 
 
+# Today's three kinds of notification and what they are in the registry: (type, provider).
+KINDS = {
+    "webhook": ("webhook", "webhook"),
+    "slack": ("notification", "slack_webhook"),
+    "email": ("notification", "smtp"),
+}
+
+
+def build_integration(
+    name: str = "ops-webhook", *, kind: str = "webhook", target: str = "", secret: str = "", **fields
+) -> Integration:
+    """An integration as an admin would save it, named the old way (kind, target, secret): the
+    integration_id is the name, an email target becomes options["to"], a secret the sealed
+    auth_config's signing_secret."""
+    type_, provider = KINDS[kind]
+    config = dict(fields.pop("auth_config", {}) or {})
+    integration = Integration(integration_id=name, name=name, type=type_, provider=provider, **fields)
+    if provider == "smtp":
+        integration.options = {"to": [address.strip() for address in target.split(",") if address.strip()]}
+    else:
+        integration.endpoint_url = target
+    if secret:
+        config["signing_secret"] = secret
+    integration.set_auth_config(config)
+    integration.full_clean()
+    integration.save()
+    return integration
+
+
 @pytest.fixture
 def make_integration(db):
-    def _make(name: str = "ops-webhook", *, kind: str = "webhook", target: str, **fields) -> Integration:
-        integration = Integration(name=name, kind=kind, target=target, **fields)
-        integration.full_clean()
-        integration.save()
-        return integration
-
-    return _make
+    return build_integration

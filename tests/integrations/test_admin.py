@@ -6,7 +6,7 @@ import pytest
 
 from integrations.models import Integration, MessageStatus
 from integrations.services import deliver, notify
-from tests.integrations.conftest import EXHAUSTED_PAYLOAD
+from tests.integrations.conftest import EXHAUSTED_PAYLOAD, build_integration
 
 pytestmark = pytest.mark.django_db
 
@@ -23,10 +23,13 @@ def test_an_admin_adds_an_integration(admin_client):
     response = admin_client.post(
         "/admin/integrations/integration/add/",
         {
+            "integration_id": "ops-slack",
             "name": "ops-slack",
-            "kind": "slack",
-            "target": "https://hooks.slack.com/services/T0/B0/XYZ",
-            "secret": "",
+            "type": "notification",
+            "provider": "slack_webhook",
+            "auth_type": "none",
+            "options": "{}",
+            "endpoint_url": "https://hooks.slack.com/services/T0/B0/XYZ",
             "events": "incident.exhausted",
             "active": "on",
             "max_attempts": "6",
@@ -35,13 +38,27 @@ def test_an_admin_adds_an_integration(admin_client):
 
     assert response.status_code == 302
     integration = Integration.objects.get(name="ops-slack")
-    assert (integration.kind, integration.events, integration.active) == ("slack", ["incident.exhausted"], True)
+    assert (integration.provider, integration.events, integration.active) == (
+        "slack_webhook",
+        ["incident.exhausted"],
+        True,
+    )
 
 
 def test_an_integration_saved_with_no_events_takes_every_event(admin_client):
     response = admin_client.post(
         "/admin/integrations/integration/add/",
-        {"name": "everything", "kind": "webhook", "target": "https://a.example.com", "events": "", "max_attempts": "6"},
+        {
+            "integration_id": "everything",
+            "name": "everything",
+            "type": "webhook",
+            "provider": "webhook",
+            "auth_type": "none",
+            "options": "{}",
+            "endpoint_url": "https://a.example.com",
+            "events": "",
+            "max_attempts": "6",
+        },
     )
 
     assert response.status_code == 302
@@ -53,7 +70,16 @@ def test_an_integration_saved_with_no_events_takes_every_event(admin_client):
 def test_an_admin_cannot_save_an_email_integration_without_addresses(admin_client):
     response = admin_client.post(
         "/admin/integrations/integration/add/",
-        {"name": "ops-email", "kind": "email", "target": "ops", "events": "", "max_attempts": "6"},
+        {
+            "integration_id": "ops-email",
+            "name": "ops-email",
+            "type": "notification",
+            "provider": "smtp",
+            "auth_type": "none",
+            "options": '{"to": ["ops"]}',
+            "events": "",
+            "max_attempts": "6",
+        },
     )
 
     assert response.status_code == 200
@@ -109,9 +135,7 @@ def test_events_are_ticked_from_a_list_and_none_ticked_is_every_event(admin_clie
 
 
 def test_an_event_name_outside_the_list_stays_ticked_on_the_form(admin_client):
-    integration = Integration.objects.create(
-        name="future", kind="webhook", target="https://a.example.com", events=["billing.paid"]
-    )
+    integration = build_integration("future", target="https://a.example.com", events=["billing.paid"])
 
     page = admin_client.get(f"/admin/integrations/integration/{integration.pk}/change/").content.decode()
 

@@ -233,7 +233,7 @@ def test_retry_after_is_honoured_but_never_beyond_five_minutes(receiver, make_in
     assert timedelta(seconds=299) <= second.next_attempt_at - before <= timedelta(seconds=301)
 
 
-def test_gives_up_after_max_attempts(receiver, make_integration, fast_retries):
+def test_gives_up_after_max_attempts_and_dead_letters_it(receiver, make_integration, fast_retries):
     # given an integration allowed two tries and a receiver that keeps failing
     receiver.plan(500, 500, 500)
     make_integration(target=receiver.url, max_attempts=2)
@@ -244,8 +244,8 @@ def test_gives_up_after_max_attempts(receiver, make_integration, fast_retries):
     deliver(message.pk)
     message = deliver(message.pk)
 
-    # then it failed after the second, saying so, and the third task sent nothing
-    assert message.status == MessageStatus.FAILED
+    # then it was dead-lettered after the second, saying so, and the third task sent nothing
+    assert message.status == MessageStatus.DEAD
     assert message.last_error.startswith("Gave up after 2 attempts. Last error: HTTP 500")
     assert len(receiver.requests) == 2
     assert message.delivery_attempts.count() == 2

@@ -1,4 +1,4 @@
-"""Outbound messages in a scrape, by integration, kind and what became of each try."""
+"""Outbound messages in a scrape, by integration id, provider (the kind label) and what became of each try."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from tests.scrape import scrape, value
 pytestmark = pytest.mark.django_db(transaction=True)  # counted once committed
 
 
-def test_a_retried_then_delivered_and_a_failed_message_are_counted_by_integration(
+def test_a_retried_then_delivered_and_a_dead_message_are_counted_by_integration(
     receiver, make_integration, fast_retries, settings
 ):
     web = Client()
@@ -38,4 +38,4 @@ def test_a_retried_then_delivered_and_a_failed_message_are_counted_by_integratio
 
     assert grew(integration="ops-webhook", kind="webhook", status="retrying") == 1
     assert grew(integration="ops-webhook", kind="webhook", status="delivered") == 1
-    assert grew(integration="crm-webhook", kind="webhook", status="failed") == 1
+    assert grew(integration="crm-webhook", kind="webhook", status="dead") == 1

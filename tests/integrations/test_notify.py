@@ -6,10 +6,10 @@ import pytest
 from django.core.exceptions import ValidationError
 
 from config.errors import InvalidInput
-from integrations.models import Integration, MessageStatus, OutboundMessage
+from integrations.models import MessageStatus, OutboundMessage
 from integrations.selectors import messages_for, status_counts
 from integrations.services import notify
-from tests.integrations.conftest import EXHAUSTED_PAYLOAD
+from tests.integrations.conftest import EXHAUSTED_PAYLOAD, build_integration
 
 pytestmark = pytest.mark.django_db
 
@@ -79,18 +79,16 @@ def test_a_notification_needs_a_usable_dedup_key(make_integration, dedup_key):
 @pytest.mark.parametrize(
     ("kind", "target", "events", "field"),
     [
-        ("webhook", "not a url", [], "target"),
-        ("slack", "ftp://hooks.slack.com/x", [], "target"),
-        ("email", "ops@example.com, not-an-address", [], "target"),
-        ("email", " , ", [], "target"),
+        ("webhook", "not a url", [], "endpoint_url"),
+        ("slack", "ftp://hooks.slack.com/x", [], "endpoint_url"),
+        ("email", "ops@example.com, not-an-address", [], "options"),
+        ("email", " , ", [], "options"),
         ("webhook", "https://hooks.example.com", "incident.exhausted", "events"),
         ("webhook", "https://hooks.example.com", ["Incident Exhausted"], "events"),
     ],
 )
 def test_an_integration_with_a_bad_target_or_event_list_is_refused(kind, target, events, field):
-    integration = Integration(name="bad", kind=kind, target=target, events=events)
-
     with pytest.raises(ValidationError) as error:
-        integration.full_clean()
+        build_integration("bad", kind=kind, target=target, events=events)
 
     assert field in error.value.message_dict

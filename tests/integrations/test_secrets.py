@@ -3,6 +3,7 @@ and the signing secret never reach a stored error, a log record or the admin's H
 
 from __future__ import annotations
 
+import json
 import logging
 
 import pytest
@@ -10,7 +11,7 @@ import pytest
 from integrations.models import Integration, MessageStatus
 from integrations.services import deliver, notify
 from tests.embedded_services import free_port
-from tests.integrations.conftest import EXHAUSTED_PAYLOAD
+from tests.integrations.conftest import EXHAUSTED_PAYLOAD, build_integration
 
 pytestmark = pytest.mark.django_db
 
@@ -76,15 +77,9 @@ def test_a_webhook_url_with_a_token_in_its_query_leaks_nowhere(make_integration,
 
 @pytest.fixture
 def slack_and_signed_webhook():
-    slack = Integration.objects.create(
-        name="ops-slack", kind="slack", target=f"https://hooks.slack.com{SLACK_SECRET_PATH}", events=[]
-    )
-    webhook = Integration.objects.create(
-        name="ops-webhook",
-        kind="webhook",
-        target="https://hooks.example.com/oncall?key=key-5e4d3c2b",
-        secret=SIGNING_SECRET,
-        events=[],
+    slack = build_integration("ops-slack", kind="slack", target=f"https://hooks.slack.com{SLACK_SECRET_PATH}")
+    webhook = build_integration(
+        "ops-webhook", target="https://hooks.example.com/oncall?key=key-5e4d3c2b", secret=SIGNING_SECRET
     )
     return slack, webhook
 
@@ -110,10 +105,14 @@ def test_the_admin_never_renders_a_secret(admin_client, slack_and_signed_webhook
 
 def _change(admin_client, integration: Integration, **fields) -> None:
     data = {
+        "integration_id": integration.integration_id,
         "name": integration.name,
-        "kind": integration.kind,
-        "target": "",
-        "secret": "",
+        "type": integration.type,
+        "provider": integration.provider,
+        "auth_type": integration.auth_type,
+        "options": json.dumps(integration.options),
+        "endpoint_url": "",
+        "signing_secret": "",
         "events": "",
         "active": "on",
         "max_attempts": "6",
@@ -131,26 +130,37 @@ def test_saving_with_the_secret_fields_blank_keeps_them(admin_client, slack_and_
 
     slack.refresh_from_db()
     webhook.refresh_from_db()
-    assert (slack.target, slack.max_attempts) == (f"https://hooks.slack.com{SLACK_SECRET_PATH}", 3)
-    assert (webhook.target, webhook.secret) == ("https://hooks.example.com/oncall?key=key-5e4d3c2b", SIGNING_SECRET)
+    assert (slack.endpoint_url, slack.max_attempts) == (f"https://hooks.slack.com{SLACK_SECRET_PATH}", 3)
+    assert webhook.endpoint_url == "https://hooks.example.com/oncall?key=key-5e4d3c2b"
+    assert webhook.auth_config == {"signing_secret": SIGNING_SECRET}
     assert webhook.events == ["incident.exhausted"]
 
 
 def test_an_admin_replaces_the_url_and_removes_the_secret(admin_client, slack_and_signed_webhook):
     _, webhook = slack_and_signed_webhook
 
-    _change(admin_client, webhook, target="https://hooks.example.com/v2", clear_secret="on")
+    _change(admin_client, webhook, endpoint_url="https://hooks.example.com/v2", clear_signing_secret="on")
 
     webhook.refresh_from_db()
-    assert (webhook.target, webhook.secret) == ("https://hooks.example.com/v2", "")
+    assert (webhook.endpoint_url, webhook.auth_config) == ("https://hooks.example.com/v2", {})
 
 
-def test_changing_the_kind_needs_a_new_target(admin_client, slack_and_signed_webhook):
+def test_changing_the_provider_needs_its_own_settings(admin_client, slack_and_signed_webhook):
     slack, _ = slack_and_signed_webhook
 
     response = admin_client.post(
         f"/admin/integrations/integration/{slack.pk}/change/",
-        {"name": slack.name, "kind": "email", "target": "", "events": "", "max_attempts": "6"},
+        {
+            "integration_id": slack.integration_id,
+            "name": slack.name,
+            "type": "notification",
+            "provider": "smtp",
+            "auth_type": "none",
+            "options": "{}",
+            "endpoint_url": "",
+            "events": "",
+            "max_attempts": "6",
+        },
     )
 
     assert response.status_code == 200

@@ -16,7 +16,7 @@ from django.core.exceptions import ValidationError
 from config.outbound import refusal_reason
 from integrations.models import Integration, MessageStatus
 from integrations.services import deliver, notify
-from tests.integrations.conftest import EXHAUSTED_PAYLOAD
+from tests.integrations.conftest import EXHAUSTED_PAYLOAD, KINDS
 
 pytestmark = pytest.mark.django_db
 
@@ -74,7 +74,7 @@ def test_saving_an_inside_target_is_refused(private_targets_refused, make_integr
     with pytest.raises(ValidationError) as refused:
         make_integration(target=target)
 
-    [error] = refused.value.message_dict["target"]
+    [error] = refused.value.message_dict["endpoint_url"]
     assert error.startswith(f"Refused: {named}")
     assert "INTEGRATIONS_ALLOW_PRIVATE_TARGETS" in error
     assert not Integration.objects.exists()
@@ -90,9 +90,13 @@ def test_the_admin_shows_why_an_inside_target_is_refused(private_targets_refused
     response = admin_client.post(
         "/admin/integrations/integration/add/",
         {
+            "integration_id": "metadata",
             "name": "metadata",
-            "kind": "webhook",
-            "target": "http://169.254.169.254/latest/meta-data/iam/security-credentials/",
+            "type": "webhook",
+            "provider": "webhook",
+            "auth_type": "none",
+            "options": "{}",
+            "endpoint_url": "http://169.254.169.254/latest/meta-data/iam/security-credentials/",
             "events": "",
             "max_attempts": "6",
         },
@@ -105,7 +109,10 @@ def test_the_admin_shows_why_an_inside_target_is_refused(private_targets_refused
 
 def _stored_target(target: str, kind: str = "webhook") -> Integration:
     """A target saved before the guard existed, or whose name resolves elsewhere since."""
-    return Integration.objects.create(name="legacy", kind=kind, target=target, events=[])
+    type_, provider = KINDS[kind]
+    return Integration.objects.create(
+        integration_id="legacy", name="legacy", type=type_, provider=provider, endpoint_url=target, events=[]
+    )
 
 
 @pytest.mark.parametrize("host", ["127.0.0.1", "localhost"])

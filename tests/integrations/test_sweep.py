@@ -109,7 +109,7 @@ def test_a_message_another_worker_is_sending_right_now_is_left_alone(receiver, m
     assert receiver.requests == []
 
 
-def test_a_dead_worker_on_the_last_attempt_fails_the_message(make_integration, no_grace):
+def test_a_dead_worker_on_the_last_attempt_dead_letters_the_message(make_integration, no_grace):
     make_integration(target="https://a.example.com", max_attempts=1)
     [message] = notify("incident.exhausted", EXHAUSTED_PAYLOAD, dedup_key="incident:42:exhausted")
     _died_while_sending(message, minutes_ago=10)
@@ -117,5 +117,5 @@ def test_a_dead_worker_on_the_last_attempt_fails_the_message(make_integration, n
     assert retry_due_messages() == 0
 
     message.refresh_from_db()
-    assert message.status == MessageStatus.FAILED
+    assert message.status == MessageStatus.DEAD
     assert message.last_error == f"Gave up after 1 attempts. Last error: {ABANDONED_ATTEMPT_ERROR}"

@@ -1,0 +1,122 @@
+"""The provider interface: one module per external system, each declaring its methods and their input.
+
+A provider is an object with a `name`, the integration `types` it serves, and `methods`: a mapping
+from method name to a DRF serializer class describing the input. `validate()` checks a payload
+before anything is sent (an unknown method is a 400 listing the provider's methods, a bad field a
+400 naming it); `call()` runs a validated method and returns a `Result` or raises `ProviderError`,
+which says whether trying again can help. `event_input()` turns one of our events into the input of
+the provider's natural method for events (a POST for a webhook, a message for Slack, an email).
+
+Adding a provider (CRM, SMS, push, payments, social): write a module with a `Provider` subclass,
+its serializers and `do_<method>` functions, and list it in integrations/providers/__init__.py.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from rest_framework import serializers
+
+from config.errors import InvalidInput
+from integrations import auth
+
+if TYPE_CHECKING:
+    from integrations.models import Integration
+
+
+@dataclass(frozen=True)
+class Result:
+    """A provider's answer: the HTTP status when there was one, and the data the caller gets back."""
+
+    http_status: int | None = None
+    data: Any = None
+
+
+class ProviderError(Exception):
+    """The provider refused or could not be reached. `reason` is already scrubbed of secrets.
+
+    permanent: retrying cannot help (most 4xx, an SMTP 5xx); timed_out: no answer in time."""
+
+    def __init__(
+        self,
+        reason: str,
+        *,
+        permanent: bool,
+        http_status: int | None = None,
+        retry_after: float | None = None,
+        timed_out: bool = False,
+    ):
+        super().__init__(reason)
+        self.reason = reason
+        self.permanent = permanent
+        self.http_status = http_status
+        self.retry_after = retry_after
+        self.timed_out = timed_out
+
+
+@dataclass(frozen=True)
+class CallContext:
+    """What a call knows besides its input: the message it belongs to, and how long it may take."""
+
+    message_id: int | None = None
+    event: str = ""
+    timeout: tuple[float, float] | None = None  # (connect, read); None: the settings' default
+
+
+class Provider:
+    """Subclasses set the class attributes and write one `do_<method>(integration, data, context)` each."""
+
+    name: str = ""
+    types: frozenset[str] = frozenset()
+    methods: dict[str, type[serializers.Serializer]] = {}
+    event_method: str = ""
+    needs_endpoint: bool = True
+    # a URL whose path is a credential (a Slack incoming webhook): shown as scheme://host/… only
+    secret_endpoint: bool = False
+    auth_types: frozenset[str] = frozenset(auth.REQUIRED_KEYS)
+
+    def check_integration(self, integration: Integration) -> dict[str, str]:
+        """Field errors of an integration this provider would serve (the model's clean() calls it)."""
+        errors: dict[str, str] = {}
+        if integration.type not in self.types:
+            errors["type"] = f"The {self.name} provider serves type {' or '.join(sorted(self.types))}."
+        if integration.auth_type not in self.auth_types:
+            errors["auth_type"] = f"The {self.name} provider takes auth_type {', '.join(sorted(self.auth_types))}."
+        if self.needs_endpoint:
+            problem = integration.check_endpoint_url()
+            if problem:
+                errors["endpoint_url"] = problem
+        return errors
+
+    def validate(self, payload: Any) -> tuple[str, dict]:
+        """(method, validated input) of a message payload {method, ...}; InvalidInput (400) otherwise."""
+        if not isinstance(payload, dict):
+            raise InvalidInput("payload must be a JSON object with a 'method'.", fields={"payload": "Not an object."})
+        method = payload.get("method")
+        known = ", ".join(sorted(self.methods))
+        if method not in self.methods:
+            raise InvalidInput(
+                f"Unknown method {method!r} for provider {self.name}; its methods are: {known}.",
+                fields={"payload.method": f"Choose one of: {known}."},
+            )
+        schema = self.methods[method](data={key: value for key, value in payload.items() if key != "method"})
+        if not schema.is_valid():
+            fields = {f"payload.{name}": _first(problems) for name, problems in schema.errors.items()}
+            named = ", ".join(fields)
+            raise InvalidInput(f"Invalid input for {self.name}.{method}: {named}.", fields=fields)
+        return method, dict(schema.validated_data)
+
+    def call(self, integration: Integration, method: str, data: dict, context: CallContext) -> Result:
+        return getattr(self, f"do_{method}")(integration, data, context)
+
+    def event_input(self, integration: Integration, event: str, payload: dict, context: CallContext) -> dict:
+        raise NotImplementedError
+
+
+def _first(problems: Any) -> str:
+    if isinstance(problems, list | tuple) and problems:
+        return _first(problems[0])
+    if isinstance(problems, dict):
+        return "; ".join(f"{key}: {_first(value)}" for key, value in problems.items())
+    return str(problems)

@@ -1,0 +1,213 @@
+"""HTTP for every provider: through the SSRF guard, with timeouts, authenticated by the integration's
+auth_type, retried once with a fresh token after a 401, and judged the same way everywhere.
+
+A refused request (most 4xx) will be refused again; 5xx, 408, 429, timeouts and dropped connections
+are worth another try (Retry-After kept). Every text kept from an exchange is scrubbed of the URL's
+path and query and of every secret in the integration's auth_config.
+"""
+
+from __future__ import annotations
+
+import json
+from email.utils import parsedate_to_datetime
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urljoin
+
+import requests
+from django.conf import settings
+from django.core.serializers.json import DjangoJSONEncoder
+from django.utils import timezone
+
+from config import outbound
+from integrations import auth
+from integrations.providers.base import ProviderError, Result
+
+if TYPE_CHECKING:
+    from integrations.models import Integration
+
+USER_AGENT = "oncall-escalation-integrations/1"
+RETRYABLE_HTTP_STATUSES = frozenset({408, 429})
+RESPONSE_READ_BYTES = 1024
+RESPONSE_EXCERPT_CHARS = 160
+RESULT_MAX_BYTES = 256 * 1024
+
+
+def default_timeout() -> tuple[float, float]:
+    timeout = getattr(settings, "INTEGRATION_HTTP_TIMEOUT", (3.0, 10.0))
+    return tuple(timeout) if isinstance(timeout, list | tuple) else (float(timeout), float(timeout))
+
+
+def json_body(value: Any) -> bytes:
+    return json.dumps(value, cls=DjangoJSONEncoder, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+
+
+def send(
+    integration: Integration,
+    method: str,
+    url: str,
+    *,
+    body: bytes | None = None,
+    headers: dict[str, str] | None = None,
+    timeout: tuple[float, float] | None = None,
+) -> Result:
+    """One request; returns the answer (JSON decoded when it is JSON) or raises ProviderError."""
+    config = config_of(integration)
+    timeout = timeout or default_timeout()
+    try:
+        response_or_401 = _send_once(integration, config, method, url, body, headers or {}, timeout)
+        if response_or_401 is None and integration.auth_type in auth.OAUTH2_TYPES:
+            auth.forget_token(integration, config)  # expired or revoked: one more try with a new token
+            response_or_401 = _send_once(integration, config, method, url, body, headers or {}, timeout)
+    except auth.AuthError as exc:
+        raise ProviderError(exc.reason, permanent=exc.permanent, http_status=exc.http_status) from exc
+    if response_or_401 is None:
+        raise ProviderError(
+            f"HTTP 401 Unauthorized from {outbound.redact_url(url)}: the credentials were refused.",
+            permanent=True,
+            http_status=401,
+        )
+    return response_or_401
+
+
+def config_of(integration: Integration) -> dict:
+    """The integration's opened auth_config; a config that does not open is a permanent error."""
+    from integrations import credentials
+
+    try:
+        return integration.auth_config
+    except credentials.CredentialError as exc:
+        raise ProviderError(str(exc), permanent=True) from exc
+
+
+def _send_once(
+    integration: Integration,
+    config: dict,
+    method: str,
+    url: str,
+    body: bytes | None,
+    extra_headers: dict[str, str],
+    timeout: tuple[float, float],
+) -> Result | None:
+    """The answer, or None for a 401 (the caller decides whether a new token may help)."""
+    headers = {"User-Agent": USER_AGENT, **extra_headers}
+    if body is not None:
+        headers.setdefault("Content-Type", "application/json; charset=utf-8")
+    headers.update(auth.headers(integration, config))
+    where = outbound.redact_url(url)
+    try:
+        with outbound.guarded_session() as session:
+            # Redirects are not followed: a redirected request is a misconfigured target, and following
+            # one would let a receiver send us to an inside address.
+            response = session.request(
+                method, url, data=body, headers=headers, timeout=timeout, allow_redirects=False, stream=True
+            )
+            with response:
+                if response.status_code == 401:
+                    return None
+                return _judge(response, config)
+    except outbound.BlockedDestination as exc:
+        raise ProviderError(f"Not sent to {where}: {exc}", permanent=True) from exc
+    except requests.Timeout as exc:
+        raise ProviderError(
+            f"{where} timed out (timeout {timeout}s): {_cause(exc, url, config)}", permanent=False, timed_out=True
+        ) from exc
+    except requests.ConnectionError as exc:
+        raise ProviderError(f"connection failed to {where}: {_cause(exc, url, config)}", permanent=False) from exc
+    except requests.RequestException as exc:  # an invalid URL, a bad header: retrying cannot help
+        raise ProviderError(
+            f"the request to {where} could not be sent: {_cause(exc, url, config)}", permanent=True
+        ) from exc
+
+
+def _judge(response: requests.Response, config: dict) -> Result:
+    status = response.status_code
+    if 200 <= status < 300:
+        return Result(http_status=status, data=_answer(response))
+    excerpt = _excerpt(response, config)
+    reason = f"HTTP {status} {response.reason or ''}".strip() + (f": {excerpt}" if excerpt else "")
+    if 300 <= status < 400:
+        location = response.headers.get("Location")
+        location = outbound.redact_url(urljoin(response.url, location)) if location else "?"
+        reason += f" (redirect to {location} not followed; fix the target URL)"
+    retryable = status >= 500 or status in RETRYABLE_HTTP_STATUSES
+    raise ProviderError(
+        _scrubbed(reason, response.url, config),
+        permanent=not retryable,
+        http_status=status,
+        retry_after=retry_after_seconds(response.headers.get("Retry-After")) if retryable else None,
+    )
+
+
+def _answer(response: requests.Response) -> Any:
+    raw = response.raw.read(RESULT_MAX_BYTES, decode_content=True)
+    if not raw:
+        return None
+    if "json" in (response.headers.get("Content-Type") or ""):
+        try:
+            return json.loads(raw)
+        except ValueError:
+            pass
+    return raw.decode("utf-8", errors="replace")
+
+
+def _excerpt(response: requests.Response, config: dict) -> str:
+    """The start of the receiver's answer, as a hint for the admin: printable, one line, short, and
+    with any URL cut to its host (an answer may echo the secret URL back)."""
+    try:
+        raw = response.raw.read(RESPONSE_READ_BYTES, decode_content=True)
+    except Exception:  # the body is only a hint; the status decides
+        return ""
+    text = "".join(char if char.isprintable() else " " for char in one_line(raw))
+    text = one_line(_scrubbed(text, response.url, config))
+    return text if len(text) <= RESPONSE_EXCERPT_CHARS else text[: RESPONSE_EXCERPT_CHARS - 1] + "…"
+
+
+def excerpt_of(value: Any) -> str:
+    """A short one-line excerpt of a provider's answer, kept on the delivery attempt."""
+    text = value if isinstance(value, str) else json_body(value).decode() if value is not None else ""
+    text = one_line(text)
+    return text if len(text) <= RESPONSE_EXCERPT_CHARS else text[: RESPONSE_EXCERPT_CHARS - 1] + "…"
+
+
+def _scrubbed(text: str, url: str, config: dict) -> str:
+    from integrations import credentials
+
+    return credentials.scrub_secrets(outbound.scrub(text, url), config)
+
+
+def _cause(exc: BaseException, url: str, config: dict) -> str:
+    """The innermost cause of a requests failure (e.g. "ConnectionRefusedError: [Errno 111] Connection
+    refused"), never the library's own message, which repeats the URL's path."""
+    seen: set[int] = set()
+    innermost = exc
+    while id(innermost) not in seen:
+        seen.add(id(innermost))
+        following = getattr(innermost, "reason", None)
+        if not isinstance(following, BaseException):
+            following = innermost.__cause__ or innermost.__context__
+        if following is None:
+            break
+        innermost = following
+    return _scrubbed(f"{type(innermost).__name__}: {innermost}", url, config)
+
+
+def retry_after_seconds(value: str | None) -> float | None:
+    """Retry-After is either seconds or an HTTP date (RFC 9110 §10.2.3)."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        return None
+    return max(0.0, (when - timezone.now()).total_seconds())
+
+
+def one_line(value: bytes | str) -> str:
+    if isinstance(value, bytes):
+        value = value.decode("utf-8", errors="replace")
+    return " ".join(value.split())
