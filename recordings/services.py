@@ -21,7 +21,7 @@ from django.utils import timezone
 
 from config.celery_utils import enqueue_on_commit
 from config.errors import DomainError, InvalidInput, NotFound
-from recordings import audio, crypto
+from recordings import audio, crypto, metrics
 from recordings.models import ChatMessage, Kind, Recording, Status
 from recordings.storage import StorageError, get_storage
 
@@ -255,6 +255,7 @@ def _store_final(recording: Recording, path: Path, key: str, fields: dict) -> No
         row.status, row.stored_at, row.failure_reason = Status.STORED, timezone.now(), ""
         row.retention_until = row.stored_at + timedelta(days=retention_days(row))
         row.save()
+        metrics.recording_stored(row)
         if row.kind == Kind.CHAT:
             row.messages.all().delete()
     if old_key:
