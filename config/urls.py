@@ -10,6 +10,7 @@ api_v1 = [
     path("", include("incidents.urls")),
     path("", include("orchestrator.api_urls")),
     path("", include("recordings.urls")),
+    path("", include("integrations.urls")),
     path("", include("monitoring.urls")),
 ]
 

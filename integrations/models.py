@@ -134,6 +134,9 @@ class Integration(models.Model):
             errors["events"] = 'Enter a list of event names such as ["incident.exhausted"], or [] for every event.'
         if not isinstance(self.options, dict):
             errors["options"] = "Enter a JSON object."
+        problem = self.check_auth_config()
+        if problem:
+            errors["auth_config"] = problem
         if errors:
             raise ValidationError(errors)
 
@@ -147,6 +150,27 @@ class Integration(models.Model):
             outbound.check_url(self.endpoint_url)
         except outbound.BlockedDestination as exc:
             return str(exc)
+        return None
+
+    def check_auth_config(self) -> str | None:
+        """Why the credentials do not fit auth_type (naming keys, never values), or None."""
+        from integrations import auth, credentials
+
+        try:
+            config = self.auth_config
+        except credentials.CredentialError as exc:
+            return str(exc)
+        missing = auth.missing_keys(self.auth_type, config)
+        if missing:
+            return f"auth_type {self.auth_type} needs auth_config keys: {', '.join(missing)}."
+        for url in auth.token_urls(self.auth_type, config):
+            try:
+                URLValidator(schemes=["http", "https"])(url)
+                outbound.check_url(url)
+            except ValidationError:
+                return "The token URL must be an http(s) URL."
+            except outbound.BlockedDestination as exc:
+                return f"Token URL: {exc}"
         return None
 
     @property

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from django.db.models import Count, QuerySet
 
+from config.errors import NotFound
 from integrations.models import Integration, OutboundMessage
 
 
@@ -33,3 +34,33 @@ def status_counts(*, dedup_key: str) -> dict[str, int]:
     """e.g. {"delivered": 2, "pending": 1}: what a timeline shows for one notification."""
     rows = OutboundMessage.objects.filter(dedup_key=dedup_key).values("status").annotate(count=Count("pk"))
     return {row["status"]: row["count"] for row in rows}
+
+
+def integration_list() -> QuerySet[Integration]:
+    return Integration.objects.order_by("integration_id")
+
+
+def integration_get(integration_id: str) -> Integration:
+    integration = Integration.objects.filter(integration_id=integration_id).first()
+    if integration is None:
+        raise NotFound(f"No integration {integration_id!r}.")
+    return integration
+
+
+def message_list(integration: Integration, *, status: str | None = None) -> QuerySet[OutboundMessage]:
+    messages = OutboundMessage.objects.filter(integration=integration).select_related("integration")
+    if status:
+        messages = messages.filter(status=status)
+    return messages.order_by("-pk")
+
+
+def message_get(integration: Integration, message_id: int) -> OutboundMessage:
+    message = (
+        OutboundMessage.objects.filter(integration=integration, pk=message_id)
+        .select_related("integration")
+        .prefetch_related("delivery_attempts")
+        .first()
+    )
+    if message is None:
+        raise NotFound(f"No message {message_id} for integration {integration.integration_id!r}.")
+    return message
