@@ -11,8 +11,6 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
-import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -20,44 +18,17 @@ from pathlib import Path
 
 import pytest
 import redis
-from django.conf import settings
 from kombu.exceptions import OperationalError
 
 from config.celery import app as celery_app
-from config.devrun import redis_command
 from config.heartbeats import BEAT_HEARTBEAT_KEY, WORKER_HEARTBEATS_KEY
 from tests.config.broker_load import DONE_KEY
-from tests.embedded_services import free_port, wait_for_port
-from tests.escalation.test_worker_crash import database_url_for_subprocess
 from tests.helpers import wait_until
+from tests.processes import PrivateRedis, start, worker_command, worker_environment
 
 pytestmark = pytest.mark.e2e
 
-PROJECT_DIR = Path(__file__).resolve().parents[2]
 RESTARTS = 5
-
-
-class PrivateRedis:
-    """A redis-server of this test's own, which it can kill and start again on the same port."""
-
-    def __init__(self) -> None:
-        self.port = free_port()
-        self.url = f"redis://127.0.0.1:{self.port}/0"
-        self.data_dir = Path(tempfile.mkdtemp(prefix="test-broker-restart-"))
-        self.process: subprocess.Popen | None = None
-
-    def start(self) -> None:
-        command = redis_command(self.port, self.data_dir)
-        self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
-        wait_for_port(self.port)
-
-    def kill(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.kill()
-            self.process.wait(timeout=10)
-
-    def client(self) -> redis.Redis:
-        return redis.Redis.from_url(self.url, decode_responses=True, socket_timeout=2, socket_connect_timeout=2)
 
 
 @pytest.fixture
@@ -69,21 +40,10 @@ def private_redis() -> Iterator[PrivateRedis]:
 
 
 def start_worker_process(broker: PrivateRedis, log_path: Path) -> subprocess.Popen:
-    env = {
-        **os.environ,
-        "DATABASE_URL": database_url_for_subprocess(),
-        "REDIS_URL": broker.url,
-        "CELERY_BROKER_URL": broker.url,
-        "CELERY_RESULT_BACKEND": broker.url,
-        "DEBUG": "false",
-        "SECRET_KEY": settings.SECRET_KEY,
-        "LOG_LEVEL": "WARNING",
-    }
-    command = [sys.executable, "-m", "celery", "-A", "config", "worker", "--pool", "threads", "--concurrency", "8"]
-    command += ["-Q", ",".join(q.name for q in celery_app.conf.task_queues), "--loglevel", "WARNING"]
+    """As the `calls` worker runs in production: the threads pool, here with a test-only slow task."""
+    command = worker_command(pool="threads", concurrency=8)
     command += ["--include", "tests.config.broker_load", "--hostname", f"restart-test-{os.getpid()}@%h"]
-    log = log_path.open("w")
-    return subprocess.Popen(command, cwd=PROJECT_DIR, env=env, stdout=log, stderr=subprocess.STDOUT)
+    return start(command, worker_environment(broker_url=broker.url), log_path)
 
 
 class SteadyLoad:

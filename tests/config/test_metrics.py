@@ -16,7 +16,6 @@ from config.prometheus import HOST
 from tests.helpers import wait_until
 from tests.scrape import METRICS_TOKEN, scrape, value
 
-PROJECT_DIR = Path(__file__).resolve().parents[2]
 SEED_NAMES = {
     "system_cpu_usage_percent",
     "system_memory_usage_percent",
@@ -157,30 +156,11 @@ def test_queue_depth_is_read_from_the_broker(web, settings):
 
 
 def start_worker_process(queue: str) -> subprocess.Popen:
-    from django.conf import settings
+    """A worker process on a queue of its own, writing to this process's PROMETHEUS_MULTIPROC_DIR."""
+    from tests.processes import start, worker_command, worker_environment
 
-    from tests.escalation.test_worker_crash import database_url_for_subprocess
-
-    env = {
-        **os.environ,  # PROMETHEUS_MULTIPROC_DIR included: the same directory as this process
-        "DATABASE_URL": database_url_for_subprocess(),
-        "REDIS_URL": settings.REDIS_URL,
-        "DEBUG": "false",
-        "SECRET_KEY": settings.SECRET_KEY,
-        "LOG_LEVEL": "WARNING",
-    }
-    command = [sys.executable, "-m", "celery", "-A", "config", "worker", "--pool", "prefork", "--concurrency", "1"]
-    command += [
-        "-Q",
-        queue,
-        "--loglevel",
-        "WARNING",
-        "--without-mingle",
-        "--without-gossip",
-        "-n",
-        f"metrics-{os.getpid()}@%h",
-    ]
-    return subprocess.Popen(command, cwd=PROJECT_DIR, env=env, start_new_session=True)
+    command = [*worker_command(queues=queue), "--without-gossip", "-n", f"metrics-{os.getpid()}@%h"]
+    return start(command, worker_environment())
 
 
 def test_one_scrape_adds_up_the_worker_thread_and_a_separate_worker_process(celery_worker, settings):

@@ -12,25 +12,21 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 from collections import Counter
 from pathlib import Path
 
 import pytest
-from django.conf import settings
 
 from config.celery import app as celery_app
 from incidents.models import Incident
 from incidents.services import open_incident
 from orchestrator.models import AttemptStatus, CallAttempt
 from tests import factories
-from tests.config.test_broker_restart import PrivateRedis
-from tests.escalation.test_worker_crash import database_url_for_subprocess
 from tests.helpers import wait_until
+from tests.processes import PrivateRedis, start, stop, worker_command, worker_environment
 
 pytestmark = pytest.mark.e2e
 
-PROJECT_DIR = Path(__file__).resolve().parents[2]
 INCIDENTS = 6
 
 
@@ -54,39 +50,14 @@ def private_broker(settings):
 
 def start_worker(broker: PrivateRedis, log_path: Path) -> subprocess.Popen:
     """A worker process with beat in it, on the private broker, with short timers."""
-    env = {
-        **os.environ,
-        "DATABASE_URL": database_url_for_subprocess(),
-        "REDIS_URL": broker.url,
-        "CELERY_BROKER_URL": broker.url,
-        "CELERY_RESULT_BACKEND": broker.url,
-        "DEBUG": "false",
-        "SECRET_KEY": settings.SECRET_KEY,
-        "VOICE_PROVIDER": "twilio",
-        "TWILIO_ACCOUNT_SID": settings.TWILIO_ACCOUNT_SID,
-        "TWILIO_AUTH_TOKEN": settings.TWILIO_AUTH_TOKEN,
-        "TWILIO_FROM_NUMBER": settings.TWILIO_FROM_NUMBER,
-        "TWILIO_API_BASE_URL": settings.TWILIO_API_BASE_URL,
-        "PUBLIC_BASE_URL": settings.PUBLIC_BASE_URL,
-        "DIAL_GRACE_SECONDS": "1",
-        "DIAL_RESEND_SECONDS": "2",
-        "KEYPRESS_GRACE_SECONDS": "0.5",
-        "ESCALATION_SWEEP_SECONDS": "0.5",
-        "LOG_LEVEL": "WARNING",
-    }
-    command = [sys.executable, "-m", "celery", "-A", "config", "worker", "--pool", "prefork", "--concurrency", "2"]
-    command += ["-Q", ",".join(queue.name for queue in celery_app.conf.task_queues), "--loglevel", "WARNING"]
-    command += ["--without-mingle", "--beat", "--hostname", f"fault-{os.getpid()}-{log_path.stem}@%h"]
-    log = log_path.open("w")
-    return subprocess.Popen(
-        command, cwd=PROJECT_DIR, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-    )
+    timers = {"DIAL_GRACE_SECONDS": "1", "DIAL_RESEND_SECONDS": "2", "KEYPRESS_GRACE_SECONDS": "0.5"}
+    env = worker_environment(broker_url=broker.url, ESCALATION_SWEEP_SECONDS="0.5", **timers)
+    command = [*worker_command(concurrency=2, beat=True), "--hostname", f"fault-{os.getpid()}-{log_path.stem}@%h"]
+    return start(command, env, log_path)
 
 
 def kill(process: subprocess.Popen, sig: int = signal.SIGKILL) -> None:
-    if process.poll() is None:
-        os.killpg(process.pid, sig)
-        process.wait(timeout=30)
+    stop(process, sig)
 
 
 def token_of(call) -> str:

@@ -3,15 +3,10 @@ and no attempt is dialed twice. Real processes, a real SIGKILL."""
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
-import sys
-from pathlib import Path
 
 import pytest
-from django.conf import settings
-from django.db import connection
 
 from incidents.models import Incident
 from incidents.services import open_incident
@@ -19,48 +14,14 @@ from orchestrator.models import CallAttempt
 from simulator import Scenario
 from tests import factories
 from tests.helpers import wait_until
+from tests.processes import start, stop, worker_command, worker_environment
 
 pytestmark = pytest.mark.e2e
 
-PROJECT_DIR = Path(__file__).resolve().parents[2]
-
-
-def database_url_for_subprocess() -> str:
-    db = connection.settings_dict
-    if db["ENGINE"].endswith("sqlite3"):
-        return f"sqlite:///{db['NAME']}"
-    credentials = db["USER"] + (f":{db['PASSWORD']}" if db["PASSWORD"] else "")
-    return f"postgres://{credentials}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
-
 
 def start_worker_process(*, with_beat: bool) -> subprocess.Popen:
-    env = {
-        **os.environ,
-        "DATABASE_URL": database_url_for_subprocess(),
-        "REDIS_URL": settings.REDIS_URL,
-        "DEBUG": "false",
-        "SECRET_KEY": settings.SECRET_KEY,
-        "VOICE_PROVIDER": "twilio",
-        "TWILIO_ACCOUNT_SID": settings.TWILIO_ACCOUNT_SID,
-        "TWILIO_AUTH_TOKEN": settings.TWILIO_AUTH_TOKEN,
-        "TWILIO_FROM_NUMBER": settings.TWILIO_FROM_NUMBER,
-        "TWILIO_API_BASE_URL": settings.TWILIO_API_BASE_URL,
-        "PUBLIC_BASE_URL": settings.PUBLIC_BASE_URL,
-        "DIAL_GRACE_SECONDS": "1",
-        "ESCALATION_SWEEP_SECONDS": "0.5",
-        "LOG_LEVEL": "WARNING",
-    }
-    command = [sys.executable, "-m", "celery", "-A", "config", "worker", "--pool", "prefork", "--concurrency", "1"]
-    command += ["-Q", "calls,timers,default,recordings,integrations", "--loglevel", "WARNING", "--without-mingle"]
-    if with_beat:
-        command += ["--beat", "--schedule", str(PROJECT_DIR / "var" / f"beat-test-{os.getpid()}")]
-    return subprocess.Popen(command, cwd=PROJECT_DIR, env=env, start_new_session=True)
-
-
-def stop(process: subprocess.Popen, sig: int = signal.SIGTERM) -> None:
-    if process.poll() is None:
-        os.killpg(process.pid, sig)
-        process.wait(timeout=30)
+    env = worker_environment(DIAL_GRACE_SECONDS="1", ESCALATION_SWEEP_SECONDS="0.5")
+    return start(worker_command(beat=with_beat), env)
 
 
 def test_a_killed_worker_loses_no_escalation_and_dials_no_attempt_twice(simulator, transactional_db, settings):
