@@ -99,21 +99,23 @@ def token_of(call: dict) -> str:
     return call["url"].rstrip("/").rsplit("/", 1)[-1]
 
 
-def prepare_database(env: dict) -> str:
+def prepare_database(suffix: str = "bench") -> str:
+    """A fresh database for one benchmark: `<name>_<suffix>` beside DATABASE_URL's, else SQLite in var/."""
     url = os.environ.get("DATABASE_URL")
     if not url:
-        path = PROJECT / "var" / "bench.sqlite3"
-        for suffix in ("", "-wal", "-shm"):
-            Path(f"{path}{suffix}").unlink(missing_ok=True)
+        path = PROJECT / "var" / f"{suffix}.sqlite3"
+        for ending in ("", "-wal", "-shm"):
+            Path(f"{path}{ending}").unlink(missing_ok=True)
         return f"sqlite:///{path}"
     import psycopg
 
     parsed = urlparse(url)
-    bench_name = f"{parsed.path.lstrip('/') or 'oncall'}_bench"
-    with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{bench_name}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{bench_name}"')
-    return parsed._replace(path=f"/{bench_name}").geturl()
+    name = f"{parsed.path.lstrip('/') or 'oncall'}_{suffix}"
+    maintenance = parsed._replace(path="/postgres").geturl()  # the named database need not exist
+    with psycopg.connect(maintenance, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{name}"')
+    return parsed._replace(path=f"/{name}").geturl()
 
 
 def start_redis(processes: list) -> str:
@@ -151,7 +153,7 @@ def main() -> None:
     logs.mkdir(parents=True, exist_ok=True)
     try:
         env = {**os.environ, "DEBUG": "false", "SECRET_KEY": "bench-secret", "LOG_LEVEL": "WARNING"}
-        env["DATABASE_URL"] = prepare_database(env)
+        env["DATABASE_URL"] = prepare_database()
         env["REDIS_URL"] = start_redis(processes)
 
         web_port, simulator_port = free_port(), free_port()

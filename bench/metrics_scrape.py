@@ -25,7 +25,6 @@ import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from urllib.parse import urlparse
 
 import requests
 
@@ -33,26 +32,9 @@ PROJECT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(PROJECT))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
-from bench.escalation_latency import free_port, spawn, start_redis, wait_for  # noqa: E402
+from bench.escalation_latency import free_port, prepare_database, spawn, start_redis, wait_for  # noqa: E402
 
 TOKEN = "bench-metrics-token"  # noqa: S105
-
-
-def prepare_database() -> str:
-    url = os.environ.get("DATABASE_URL")
-    if not url:
-        path = PROJECT / "var" / "metricsbench.sqlite3"
-        for suffix in ("", "-wal", "-shm"):
-            Path(f"{path}{suffix}").unlink(missing_ok=True)
-        return f"sqlite:///{path}"
-    import psycopg
-
-    parsed = urlparse(url)
-    name = f"{parsed.path.lstrip('/') or 'oncall'}_metricsbench"
-    with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{name}"')
-    return parsed._replace(path=f"/{name}").geturl()
 
 
 def percentiles(values: list[float]) -> dict:
@@ -118,7 +100,7 @@ def main() -> None:
     try:
         env = {**os.environ, "DEBUG": "false", "SECRET_KEY": "bench-secret", "LOG_LEVEL": "WARNING"}
         env.update(METRICS_TOKEN=TOKEN, PROMETHEUS_MULTIPROC_DIR=metrics_dir, SECURE_SSL_REDIRECT="false")
-        env["DATABASE_URL"] = prepare_database()
+        env["DATABASE_URL"] = prepare_database("metricsbench")
         env["REDIS_URL"] = start_redis(processes)
         os.environ.update(env)
         subprocess.run(

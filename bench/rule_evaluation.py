@@ -22,10 +22,12 @@ import statistics
 import sys
 import time
 from pathlib import Path
-from urllib.parse import urlparse
 
 PROJECT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(PROJECT))
+
+from bench.escalation_latency import prepare_database  # noqa: E402 (after the project is on the path)
+
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
 VALUE = {"now": 10.0}
@@ -34,23 +36,6 @@ VALUE = {"now": 10.0}
 def bench_gauge() -> dict:
     """10 series, host=h0..h9, all at the current bench value."""
     return {(("host", f"h{index}"),): VALUE["now"] for index in range(10)}
-
-
-def prepare_database() -> str:
-    url = os.environ.get("DATABASE_URL")
-    if not url:
-        path = PROJECT / "var" / "rulebench.sqlite3"
-        path.unlink(missing_ok=True)
-        return f"sqlite:///{path}"
-    import psycopg
-
-    parsed = urlparse(url)
-    name = f"{parsed.path.lstrip('/') or 'oncall'}_rulebench"
-    maintenance = parsed._replace(path="/postgres").geturl()  # the named database need not exist
-    with psycopg.connect(maintenance, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{name}"')
-    return parsed._replace(path=f"/{name}").geturl()
 
 
 def timed(run) -> float:
@@ -66,7 +51,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=10)
     args = parser.parse_args()
 
-    os.environ["DATABASE_URL"] = prepare_database()
+    os.environ["DATABASE_URL"] = prepare_database("rulebench")
     if not os.environ.get("REDIS_URL"):
         from bench.escalation_latency import start_redis
 

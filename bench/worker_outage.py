@@ -56,7 +56,7 @@ def main() -> None:
     logs.mkdir(parents=True, exist_ok=True)
     try:
         env = {**os.environ, "DEBUG": "false", "SECRET_KEY": "bench-secret", "LOG_LEVEL": "WARNING"}
-        env["DATABASE_URL"] = prepare_database(env)
+        env["DATABASE_URL"] = prepare_database("outagebench")
         env["REDIS_URL"] = start_redis(processes)
         web_port, simulator_port = free_port(), free_port()
         env.update(
