@@ -11,7 +11,7 @@ import logging
 from celery import shared_task
 from django.db import InterfaceError, OperationalError
 
-from orchestrator import dialing, services
+from orchestrator import dialing, timers
 
 logger = logging.getLogger(__name__)
 
@@ -33,14 +33,14 @@ def dial_attempt(attempt_id: int) -> None:
 
 @shared_task(name="orchestrator.check_deadline", **RETRY)
 def check_deadline(incident_id: int, step: int) -> None:
-    services.check_deadline(incident_id, step)
+    timers.check_deadline(incident_id, step)
 
 
 @shared_task(name="orchestrator.sweep_escalations", **RETRY)
 def sweep_escalations() -> int:
     """Every ESCALATION_SWEEP_SECONDS; it logs only when it found work (Celery's routine lines about it
     are filtered, config/logging.py)."""
-    handled = services.sweep_due()
+    handled = timers.sweep_due()
     if handled:
         logger.info("escalation sweep handled due incidents", extra={"count": handled})
     return handled

@@ -12,7 +12,7 @@ from django.utils import timezone
 from config.celery import app as celery_app
 from config.celery_utils import send_now
 from incidents.models import Incident
-from orchestrator import services
+from orchestrator import timers
 from orchestrator.models import AttemptStatus, CallAttempt
 from tests import factories
 from tests.embedded_services import free_port
@@ -49,7 +49,7 @@ def test_an_alert_while_the_broker_is_down_is_stored_and_called_once_it_is_back(
     past = timezone.now() - timedelta(seconds=django_settings.DIAL_RESEND_SECONDS + 1)
     CallAttempt.objects.filter(pk=attempt.pk).update(dial_sent_at=past)
     Incident.objects.filter(pk=incident.pk).update(next_action_at=past)
-    services.sweep_due()
+    timers.sweep_due()
 
     # then the same person is called and acknowledges
     wait_until(lambda: Incident.objects.get(pk=incident.pk).state == "acknowledged", what="acknowledgement")

@@ -185,7 +185,7 @@ def test_a_keypress_in_flight_wins_over_the_hang_up_in_any_order(client, attempt
 
 
 def test_a_hang_up_without_a_keypress_moves_on_once_the_grace_has_passed(client, attempt, settings):
-    from orchestrator.services import check_deadline
+    from orchestrator.timers import check_deadline
 
     settings.KEYPRESS_GRACE_SECONDS = 5
     signed_post(client, status_path(attempt), {"CallStatus": "in-progress"})

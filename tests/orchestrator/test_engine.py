@@ -13,7 +13,7 @@ from django.utils import timezone
 
 from incidents.models import EventKind, Incident, IncidentState
 from incidents.services import acknowledge, open_incident
-from orchestrator import services
+from orchestrator import services, timers
 from orchestrator.models import AttemptStatus, CallAttempt
 from orchestrator.services import KeypressOutcome
 from tests import factories
@@ -82,7 +82,7 @@ def test_the_sweep_visits_each_due_incident_once_and_clears_deadlines_that_need_
         make_due(incident)
 
     # when the sweep runs with a limit that the stale row alone could have used up before
-    handled = services.sweep_due(limit=3)
+    handled = timers.sweep_due(limit=3)
 
     # then every due row was handled once: the stale deadline is cleared, the others moved on
     assert handled == 3
@@ -96,9 +96,9 @@ def test_the_sweep_respects_its_limit_and_the_next_run_takes_the_rest(two_people
         claim(CallAttempt.objects.get(incident=incident, step=1))
         make_due(incident)
 
-    assert services.sweep_due(limit=2) == 2
+    assert timers.sweep_due(limit=2) == 2
     assert sorted(fresh(incident).current_step for incident in incidents) == [1, 2, 2]
-    assert services.sweep_due(limit=2) == 1
+    assert timers.sweep_due(limit=2) == 1
     assert [fresh(incident).current_step for incident in incidents] == [2, 2, 2]
 
 
@@ -116,7 +116,7 @@ def test_a_deadline_beyond_the_countdown_cap_is_kept_for_the_sweep(two_people, s
     # then the deadline is 10 minutes away (not cut to the cap), and an early check changes nothing
     incident = fresh(incident)
     assert incident.next_action_at > timezone.now() + timedelta(seconds=590)
-    assert services.check_deadline(incident.pk, 1) is None and fresh(incident).current_step == 1
+    assert timers.check_deadline(incident.pk, 1) is None and fresh(incident).current_step == 1
 
 
 # --- item 12: deadlines start at the dial; a call never dialed is dialed late, not skipped ----------
@@ -130,7 +130,7 @@ def test_a_call_still_queued_at_its_deadline_is_sent_again_and_never_skipped(two
     make_due(incident)
 
     # when the deadline passes while no worker has taken the call (the workers are down)
-    assert services.check_deadline(incident.pk, 1) is None
+    assert timers.check_deadline(incident.pk, 1) is None
 
     # then the same person is still next: the dial is sent again, once, and a new deadline is set
     incident = fresh(incident)
@@ -142,7 +142,7 @@ def test_a_call_still_queued_at_its_deadline_is_sent_again_and_never_skipped(two
 
     # and a second check right away neither re-sends nor repeats the timeline row
     make_due(incident)
-    services.check_deadline(incident.pk, 1)
+    timers.check_deadline(incident.pk, 1)
     assert CallAttempt.objects.get(pk=first.pk).dial_sent_at == first.dial_sent_at
     assert incident.events.filter(kind=EventKind.DIAL_DELAYED).count() == 1
 
@@ -218,7 +218,7 @@ def test_a_policy_pause_waits_before_the_next_call(two_people):
     assert incident.current_step == 1
     assert timezone.now() + timedelta(seconds=25) < incident.next_action_at < timezone.now() + timedelta(seconds=35)
     make_due(incident)
-    services.check_deadline(incident.pk, 1)
+    timers.check_deadline(incident.pk, 1)
     assert fresh(incident).current_step == 2
 
 
@@ -226,7 +226,7 @@ def test_the_auditor_repairs_a_triggered_incident_that_lost_its_deadline(two_peo
     incident = open_incident(summary="stranded").incident
     Incident.objects.filter(pk=incident.pk).update(next_action_at=None)
 
-    services.sweep_due()
+    timers.sweep_due()
 
     assert fresh(incident).next_action_at is not None
     assert any("had no deadline" in record.getMessage() for record in caplog.records)

@@ -1,0 +1,112 @@
+"""The engine's timers: a deadline that passed (a countdown task or the beat sweep), the sweep that is
+the safety net behind every countdown, and the auditor that repairs a triggered incident left with no
+deadline. Deadlines mean "look at this incident again now"; what happens depends on the current call:
+still queued → send its dial again and wait (never skip the person); dialing or ringing past its
+time → no answer, next person; ended → next person.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from config.celery_utils import enqueue_on_commit
+from incidents.models import EventKind, Incident, IncidentState
+from incidents.services import lock_incident, record_event
+from orchestrator.models import AttemptStatus, CallAttempt
+from orchestrator.services import _advance_locked, _clear_deadline, _set_deadline
+
+logger = logging.getLogger(__name__)
+
+def check_deadline(incident_id: int, step: int) -> CallAttempt | None:
+    """A countdown task or the sweep: acts when this step's deadline has really passed."""
+    with transaction.atomic():
+        incident = lock_incident(incident_id)
+        now = timezone.now()
+        if incident.next_action_at is None or incident.next_action_at > now:
+            return None  # no deadline, or it moved later: a later check handles it
+        if incident.state != IncidentState.TRIGGERED:
+            _clear_deadline(incident)  # a stale deadline (e.g. a late callback's): nothing to do
+            return None
+        if incident.current_step != step:
+            return None  # a countdown of an earlier step; the current step's own check handles it
+        attempt = incident.attempts.filter(step=step).first()
+        if attempt is not None and attempt.status == AttemptStatus.QUEUED:
+            _send_dial_again(incident, attempt)
+            return None
+        if attempt is not None and not attempt.is_final:
+            attempt.error = attempt.error or "no news of the call before the deadline"
+            attempt.save(update_fields=["error"])
+            record_event(incident, EventKind.NO_ANSWER, message="deadline passed without a keypress", attempt=attempt)
+        return _advance_locked(incident, from_step=step, reason="no keypress before the deadline", actor="system")
+
+
+def _send_dial_again(incident: Incident, attempt: CallAttempt) -> None:
+    """The call is still waiting for a worker (a backlog, a lost message, a dead worker): send its
+    dial again and wait; the person is called late rather than skipped. Spaced by
+    DIAL_RESEND_SECONDS, so an outage adds one message per waiting call per interval, not a flood."""
+    now = timezone.now()
+    if attempt.dial_sent_at is None or attempt.dial_sent_at <= now - timedelta(seconds=settings.DIAL_RESEND_SECONDS):
+        first_delay = not incident.events.filter(kind=EventKind.DIAL_DELAYED, attempt_id=attempt.pk).exists()
+        attempt.dial_sent_at = now
+        attempt.save(update_fields=["dial_sent_at"])
+        enqueue_on_commit("orchestrator.dial_attempt", attempt.pk)
+        if first_delay:
+            waited = int((now - attempt.created_at).total_seconds())
+            record_event(
+                incident,
+                EventKind.DIAL_DELAYED,
+                message=f"call {attempt.step} not dialed after {waited}s (workers busy or down); sent again",
+                attempt=attempt,
+            )
+    _set_deadline(incident, settings.DIAL_RESEND_SECONDS)
+
+
+def sweep_due(limit: int = 100) -> int:
+    """The safety net behind countdowns. Claims each due incident at most once per run (a cursor on
+    the primary key, SKIP LOCKED so several sweepers never fight), so one incident that needs
+    nothing can never stall the others; then audits for triggered incidents with no deadline."""
+    handled = 0
+    last_pk = 0
+    now = timezone.now()
+    while handled < limit:
+        with transaction.atomic():
+            due = (
+                Incident.objects.select_for_update(skip_locked=True)
+                .filter(next_action_at__lte=now, pk__gt=last_pk)
+                .order_by("pk")
+                .values_list("pk", "current_step")
+                .first()
+            )
+            if due is None:
+                break
+            last_pk = due[0]
+            check_deadline(*due)
+            handled += 1
+    repair_missing_deadlines(limit)
+    return handled
+
+
+def repair_missing_deadlines(limit: int = 100) -> list[int]:
+    """The auditor: a triggered incident with no deadline would never move again. Each one found is
+    logged, given a deadline of now, and so handled by the next check."""
+    repaired = []
+    stranded = Incident.objects.filter(state=IncidentState.TRIGGERED, next_action_at__isnull=True)
+    for incident_id in stranded.order_by("pk").values_list("pk", flat=True)[:limit]:
+        with transaction.atomic():
+            incident = lock_incident(incident_id)
+            if incident.state != IncidentState.TRIGGERED or incident.next_action_at is not None:
+                continue
+            logger.error(
+                "triggered incident had no deadline; repaired",
+                extra={"incident_id": incident.pk, "step": incident.current_step},
+            )
+            _set_deadline(incident, 0)
+            repaired.append(incident.pk)
+    return repaired
+
+
