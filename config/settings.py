@@ -276,6 +276,7 @@ SPECTACULAR_SETTINGS = {
         {"name": "policies", "description": "Escalation policies: contacts in call order, attempts, timers"},
         {"name": "drills", "description": "Test a policy by ringing its contacts; read the report"},
         {"name": "recordings", "description": "Voice recordings and chat logs, encrypted; download (SUPERVISOR)"},
+        {"name": "integrations", "description": "External systems (ADMIN) and messages to them (integrations:write)"},
         {"name": "reports", "description": "MTTA / MTTR and who acknowledged (incidents:read, SUPERVISOR)"},
         {"name": "auth", "description": "Sign-in, tokens, sessions and MFA for people"},
         {"name": "users", "description": "People and roles (ADMIN)"},

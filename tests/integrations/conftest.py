@@ -85,6 +85,7 @@ def build_integration(
     integration_id is the name, an email target becomes options["to"], a secret the sealed
     auth_config's signing_secret."""
     type_, provider = KINDS[kind]
+    type_ = fields.pop("type", type_)
     config = dict(fields.pop("auth_config", {}) or {})
     integration = Integration(integration_id=name, name=name, type=type_, provider=provider, **fields)
     if provider == "smtp":
