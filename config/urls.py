@@ -24,6 +24,7 @@ urlpatterns = [
     path("api/v1/", include(api_v1)),
     path("webhook/", include("orchestrator.seed_urls")),
     path("webhooks/", include("orchestrator.urls")),
+    path("webhooks/", include("recordings.webhook_urls")),  # the carriers' recording-ready callbacks
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
 ]

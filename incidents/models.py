@@ -91,6 +91,11 @@ class EscalationPolicy(models.Model):
         help_text=_("times the message is spoken"),
         verbose_name=_("message repeats"),
     )
+    record_calls = models.BooleanField(
+        default=False,
+        help_text=_("ask the carrier to record each call, so a lead can hear what the on-call person heard and pressed"),
+        verbose_name=_("record calls"),
+    )
     is_default = models.BooleanField(
         default=False, help_text=_("used when an alert names no policy"), verbose_name=_("default policy")
     )

@@ -111,6 +111,7 @@ def _claim(attempt_id: int) -> tuple[CallRequest, list[str]] | None:
             token=attempt.token,
             ring_timeout_seconds=incident.policy.ring_timeout_seconds,
             language=attempt.contact.language,
+            record=incident.policy.record_calls,
         )
         return request, carriers
 

@@ -68,3 +68,22 @@ def incident_detail(incident_id: int) -> Incident:
 def provider_call_id(token: str) -> str:
     """The carrier's id of the call placed for this attempt ("" while unknown or for no attempt)."""
     return CallAttempt.objects.filter(token=token).values_list("provider_call_id", flat=True).first() or ""
+
+
+def attempt_for_call(call_id: str) -> CallAttempt | None:
+    """The attempt a caller names by our id or by the carrier's call id (for recording a live call)."""
+    call_id = call_id.strip()
+    if not call_id or len(call_id) > 64 or "\x00" in call_id:
+        return None
+    rows = CallAttempt.objects.select_related("contact", "incident")
+    if call_id.isdigit() and len(call_id) < 18:
+        found = rows.filter(pk=int(call_id)).first()
+        if found is not None:
+            return found
+    return rows.filter(provider_call_id=call_id).order_by("-pk").first()
+
+
+def attempt_by_token(token: str) -> CallAttempt | None:
+    if not is_attempt_token(token):
+        return None
+    return CallAttempt.objects.select_related("contact", "incident").filter(token=token).first()

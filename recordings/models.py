@@ -5,7 +5,15 @@ Call attempt and incident are plain ids: recordings do not import the engine's m
 
 from __future__ import annotations
 
+import secrets
+
 from django.db import models
+from django.db.models import Q
+
+
+def new_callback_token() -> str:
+    """Names a live recording in its carrier callback URL; unguessable, like a call attempt's token."""
+    return secrets.token_urlsafe(24)
 
 
 class Kind(models.TextChoices):
@@ -39,6 +47,9 @@ class Recording(models.Model):
     incident_id = models.BigIntegerField(null=True, blank=True)
     carrier = models.CharField(max_length=20, blank=True)
     carrier_recording_id = models.CharField(max_length=100, blank=True)
+    carrier_call_id = models.CharField(max_length=64, blank=True)
+    carrier_media_url = models.CharField(max_length=500, blank=True, help_text="where the carrier serves the audio")
+    callback_token = models.CharField(max_length=64, unique=True, null=True, blank=True, editable=False)
 
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     started_at = models.DateTimeField()
@@ -75,6 +86,14 @@ class Recording(models.Model):
     class Meta:
         ordering = ["-created_at", "-pk"]
         indexes = [models.Index(fields=["status", "retention_until"], name="recording_purge_due")]
+        constraints = [
+            # a repeated recording callback finds the row it made, never a second one
+            models.UniqueConstraint(
+                fields=["carrier", "carrier_recording_id"],
+                condition=~Q(carrier_recording_id=""),
+                name="recording_one_row_per_carrier_recording",
+            )
+        ]
 
     def __str__(self) -> str:
         return f"{self.kind} recording {self.pk} ({self.status})"

@@ -28,10 +28,6 @@ from recordings.storage import StorageError, get_storage
 logger = logging.getLogger(__name__)
 
 PROCESS_TASK = "recordings.process_upload"
-LIVE_RECORDING_NOT_BUILT = (
-    "live carrier recording is not built yet; omit call_id, then upload the audio with "
-    "PUT /api/v1/recordings/{recording_id}/audio and stop"
-)
 
 
 class UnsupportedMediaType(DomainError):
@@ -69,9 +65,18 @@ def start_voice(
     quality: str | None = None,
     retention_days: int | None = None,
 ) -> Recording:
-    """Opens a voice recording for direct upload. Recording a live carrier call is not built yet."""
+    """Opens a voice recording: of a live carrier call when `call_id` names one, else for direct upload."""
     if call_id:
-        raise InvalidInput(LIVE_RECORDING_NOT_BUILT, fields={"call_id": LIVE_RECORDING_NOT_BUILT})
+        from recordings import carrier
+
+        return carrier.start_live(
+            call_id=call_id,
+            session_id=session_id,
+            agent_id=agent_id,
+            customer_id=customer_id,
+            quality=quality,
+            retention_days=retention_days,
+        )
     return Recording.objects.create(
         kind=Kind.VOICE,
         session_id=session_id,
@@ -142,6 +147,36 @@ def upload_audio(recording_id: int, source: BinaryIO) -> Recording:
     earlier one while the recording is open."""
     recording = _recording(recording_id, Kind.VOICE)
     _require_open(recording, "audio can be uploaded")
+    sealed_source = seal_source(recording, source)
+    with transaction.atomic():
+        recording = _recording(recording_id, Kind.VOICE, lock=True)
+        _require_open(recording, "audio can be uploaded")
+        sealed_source.apply(recording)
+        recording.save()
+    return recording
+
+
+class SealedSource:
+    """An incoming audio file written encrypted to storage, not yet recorded on its row."""
+
+    def __init__(self, source_format: str, backend: str, key: str, wrapped: crypto.WrappedKey, sealed) -> None:
+        self.source_format, self.backend, self.key, self.wrapped, self.sealed = (
+            source_format,
+            backend,
+            key,
+            wrapped,
+            sealed,
+        )
+
+    def apply(self, recording: Recording) -> None:
+        recording.source_format, recording.source_size_bytes = self.source_format, self.sealed.plaintext_size
+        _point_at(recording, self.backend, self.key, self.wrapped, self.sealed)
+
+
+def seal_source(recording: Recording, source: BinaryIO) -> SealedSource:
+    """Detects the format from the first bytes (415 for anything else), then streams the audio
+    encrypted into `incoming/` (413 past RECORDINGS_MAX_UPLOAD_BYTES). Used by uploads and by the
+    media a carrier recorded."""
     head = crypto.read_full(source, audio.MAGIC_BYTES_NEEDED)
     if not head:
         raise InvalidInput("The upload is empty; send the audio file as the body (or as the multipart 'file').")
@@ -159,13 +194,7 @@ def upload_audio(recording_id: int, source: BinaryIO) -> Recording:
             store.delete(key)
             raise UploadTooLarge(too_large_message()) from None
         raise
-    with transaction.atomic():
-        recording = _recording(recording_id, Kind.VOICE, lock=True)
-        _require_open(recording, "audio can be uploaded")
-        recording.source_format, recording.source_size_bytes = source_format, sealed.plaintext_size
-        _point_at(recording, store.name, key, wrapped, sealed)
-        recording.save()
-    return recording
+    return SealedSource(source_format, store.name, key, wrapped, sealed)
 
 
 def _point_at(recording: Recording, backend: str, key: str, wrapped: crypto.WrappedKey, sealed) -> None:
@@ -176,7 +205,12 @@ def _point_at(recording: Recording, backend: str, key: str, wrapped: crypto.Wrap
 
 
 def stop_voice(recording_id: int) -> Recording:
-    """Stops the recording and queues its processing on the `recordings` queue. Twice is a 409."""
+    """Stops the recording and queues its processing on the `recordings` queue (a carrier's recording:
+    asks the carrier to stop, and its callback brings the media). Twice is a 409."""
+    if Recording.objects.filter(pk=recording_id, kind=Kind.VOICE).exclude(carrier="").exists():
+        from recordings import carrier
+
+        return carrier.stop_live(recording_id)
     with transaction.atomic():
         recording = _recording(recording_id, Kind.VOICE, lock=True)
         if recording.status != Status.RECORDING:

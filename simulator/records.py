@@ -55,8 +55,12 @@ class SimulatedCall:
 
 @dataclass
 class ApiReply:
-    """An HTTP answer from a protocol module; `after_reply` runs once it was written (or the client left)."""
+    """An HTTP answer from a protocol module; `after_reply` runs once it was written (or the client left).
+
+    A `bytes` payload is sent as it is, with `content_type` (a recording's audio); anything else is JSON.
+    """
 
     status: int
     payload: Any
     after_reply: Callable[[], None] | None = None
+    content_type: str = "application/octet-stream"

@@ -13,7 +13,7 @@ from urllib.parse import urlsplit
 from simulator.records import ApiReply, SimulatedCall
 from simulator.scenarios import Scenario, scenario_by_last_digit
 from simulator.twilio import TwilioApi
-from simulator.vonage import VONAGE_PATH_PREFIX, VonageApi
+from simulator.vonage import VONAGE_FILES_PREFIX, VONAGE_PATH_PREFIX, VonageApi
 
 TranscriptWriter = Callable[[str], Any]
 
@@ -228,14 +228,17 @@ class _SimulatorHandler(BaseHTTPRequestHandler):
         body = self.rfile.read(length) if length > 0 else b""
         if method == "GET" and path == "/_simulator/calls":
             reply = ApiReply(200, [call.as_json() for call in self.simulator.calls])
-        elif path == VONAGE_PATH_PREFIX or path.startswith(f"{VONAGE_PATH_PREFIX}/"):
+        elif path == VONAGE_PATH_PREFIX or path.startswith((f"{VONAGE_PATH_PREFIX}/", VONAGE_FILES_PREFIX)):
             vonage = self.simulator._vonage
             reply = vonage.handle(method, path, self.headers.get("Authorization", ""), body, received_at)
         else:
             twilio = self.simulator._twilio
             reply = twilio.handle(method, path, self.headers.get("Authorization", ""), body, received_at)
         try:
-            self._write_json(reply.status, reply.payload)
+            if isinstance(reply.payload, bytes):
+                self._write_bytes(reply.status, reply.payload, reply.content_type)
+            else:
+                self._write_json(reply.status, reply.payload)
         except OSError:
             pass  # the client gave up (an SDK timeout): the carrier carries on regardless
         finally:
@@ -248,6 +251,14 @@ class _SimulatorHandler(BaseHTTPRequestHandler):
         self.send_response(status)
         if payload is not None:
             self.send_header("Content-Type", "application/json; charset=utf-8")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+        self.wfile.flush()
+
+    def _write_bytes(self, status: int, body: bytes, content_type: str) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         self.wfile.write(body)

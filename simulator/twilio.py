@@ -20,6 +20,7 @@ from urllib.parse import parse_qs
 from simulator.records import ApiReply, SimulatedCall
 from simulator.scenarios import Scenario
 from simulator.twilio_call import TwilioCallPlayer
+from simulator.twilio_recording import TwilioRecordings, recording_resource
 from simulator.twilio_state import API_VERSION, LiveCall, rfc2822, short_sid
 
 if TYPE_CHECKING:
@@ -27,6 +28,17 @@ if TYPE_CHECKING:
 
 CALLS_PATH = re.compile(rf"^/{API_VERSION}/Accounts/(?P<account_sid>[^/]+)/Calls\.json$")
 CALL_PATH = re.compile(rf"^/{API_VERSION}/Accounts/(?P<account_sid>[^/]+)/Calls/(?P<call_sid>[^/]+)\.json$")
+CALL_RECORDINGS_PATH = re.compile(
+    rf"^/{API_VERSION}/Accounts/(?P<account_sid>[^/]+)/Calls/(?P<call_sid>[^/]+)/Recordings\.json$"
+)
+CALL_RECORDING_PATH = re.compile(
+    rf"^/{API_VERSION}/Accounts/(?P<account_sid>[^/]+)/Calls/(?P<call_sid>[^/]+)/Recordings/(?P<sid>[^/.]+)\.json$"
+)
+# The media (and resource) at the RecordingUrl of the callback, with the extension choosing the format.
+RECORDING_PATH = re.compile(
+    rf"^/{API_VERSION}/Accounts/(?P<account_sid>[^/]+)/Recordings/(?P<sid>[^/.]+)\.(?P<extension>json|wav|mp3)$"
+)
+RECORDING_ROUTES = (CALL_RECORDINGS_PATH, CALL_RECORDING_PATH, RECORDING_PATH)
 HANGUP_STATUSES = ("completed", "canceled")
 
 
@@ -52,8 +64,16 @@ class TwilioApi:
         self.simulator = simulator
         self._live_calls: dict[str, LiveCall] = {}
         self._lock = threading.Lock()
+        self.recordings = TwilioRecordings(simulator)
 
     def handle(self, method: str, path: str, authorization: str, body: bytes, received_at: float) -> ApiReply:
+        recording_route = next(
+            (found for pattern in RECORDING_ROUTES if (found := pattern.match(path)) is not None), None
+        )
+        if recording_route is not None:
+            if not self._authenticated(authorization, recording_route["account_sid"]):
+                return twilio_error(401, 20003, "Authenticate")
+            return self._recording_request(method, path, recording_route, body)
         calls_match = CALLS_PATH.match(path)
         call_match = CALL_PATH.match(path)
         route = calls_match or call_match
@@ -69,6 +89,29 @@ class TwilioApi:
             live = self._live_call(call_match["call_sid"])
             return ApiReply(200, call_resource(live)) if live else not_found(path)
         return not_found(path)
+
+    def _recording_request(self, method: str, path: str, route: re.Match, body: bytes) -> ApiReply:
+        groups = route.groupdict()
+        if "extension" in groups:  # GET {RecordingUrl}.wav / .mp3 / .json
+            recording = self.recordings.get(groups["sid"])
+            if method != "GET" or recording is None:
+                return not_found(path)
+            if groups["extension"] == "json":
+                return ApiReply(200, recording_resource(recording))
+            return self.recordings.media(recording, groups["extension"])
+        if method != "POST":
+            return not_found(path)
+        live = self._live_call(groups["call_sid"])
+        if live is None:
+            return not_found(path)
+        form = parse_form(body)
+        if "sid" not in groups:  # Calls/{CallSid}/Recordings.json: start recording the live call
+            started = self.recordings.start(live, form, source="StartCallRecordingAPI")
+            return started if isinstance(started, ApiReply) else ApiReply(201, recording_resource(started))
+        recording = self.recordings.get(groups["sid"])
+        if recording is None or recording.call_sid != groups["call_sid"]:
+            return not_found(path)
+        return self.recordings.update(recording, first(form, "Status"))
 
     def hang_up_everything(self) -> None:
         with self._lock:
@@ -126,7 +169,7 @@ class TwilioApi:
         self.simulator.write_transcript(
             f"{short_sid(record.sid)} Calls.create accepted: {to} from {from_} ({scenario.value})"
         )
-        player = TwilioCallPlayer(self.simulator, live)
+        player = TwilioCallPlayer(self.simulator, live, self.recordings)
         return ApiReply(
             201,
             call_resource(live),

@@ -23,6 +23,7 @@ from simulator.twilio_state import API_VERSION, LiveCall, rfc2822, short_sid
 
 if TYPE_CHECKING:
     from simulator.server import CarrierSimulator
+    from simulator.twilio_recording import TwilioRecordings
 
 logger = logging.getLogger(__name__)
 
@@ -61,8 +62,9 @@ class DocumentRequest:
 class TwilioCallPlayer:
     """Runs in the call's own thread: initiated → ringing → the scenario → the final status callback."""
 
-    def __init__(self, simulator: CarrierSimulator, live: LiveCall) -> None:
+    def __init__(self, simulator: CarrierSimulator, live: LiveCall, recordings: TwilioRecordings) -> None:
         self.simulator = simulator
+        self.recordings = recordings
         self.live = live
         self.record = live.record
         self.step = simulator.step_seconds
@@ -101,6 +103,8 @@ class TwilioCallPlayer:
         if self.record.scenario is Scenario.NO_ANSWER:
             return "no-answer"
         self._progress("in-progress")
+        if self.live.param("Record").lower() == "true":  # Calls.create Record=true: from the answer on
+            self.recordings.start(self.live, self.live.form, source="OutboundAPI")
         answered_by_params = self._detect_machine()
         self._play_twiml(self._first_document(answered_by_params))
         return "completed"
@@ -147,6 +151,7 @@ class TwilioCallPlayer:
             self._event("no final callback: the simulator stopped")
         else:
             self._status_callback(final_status, {"CallDuration": str(duration)})
+        self.recordings.call_ended(self.record.sid or "")
         self.record.finished = True
 
     # --- TwiML -------------------------------------------------------------------------------

@@ -26,6 +26,9 @@ from simulator.records import ApiReply, SimulatedCall
 from simulator.scenarios import Scenario
 from simulator.twilio_state import short_sid
 from simulator.vonage_call import CARRIER, MAX_LENGTH_TIMER, VonageCallPlayer, iso_timestamp
+from simulator.vonage_recording import VONAGE_FILES_PREFIX, VonageRecordings
+
+__all__ = ["VONAGE_FILES_PREFIX", "VONAGE_PATH_PREFIX", "VonageApi"]
 
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.types import PublicKeyTypes
@@ -66,8 +69,10 @@ class VonageLiveCall:
         self.request = request
         self.conversation_uuid = f"CON-{uuid.uuid4()}"
         self.created_at = time.time()
-        self.hangup = threading.Event()
+        self.hangup = threading.Event()  # set by a hang-up, or by a transfer (pending_ncco says which)
         self._lock = threading.Lock()
+        self._hangup_requested = False
+        self._pending_ncco: list[Any] | None = None
         self._status = "started"
         self._answered_at: float | None = None
         self._ended_at: float | None = None
@@ -102,7 +107,25 @@ class VonageLiveCall:
         with self._lock:
             if self._ended_at is not None:
                 return
+            self._hangup_requested = True
         self.hangup.set()
+
+    def request_transfer(self, ncco: list[Any]) -> bool:
+        """PUT action=transfer with an NCCO destination: the call leaves its NCCO for this one."""
+        with self._lock:
+            if self._ended_at is not None or self._answered_at is None:
+                return False
+            self._pending_ncco = ncco
+        self.hangup.set()
+        return True
+
+    def take_transfer(self) -> list[Any] | None:
+        """The NCCO a transfer asked for, once; the interruption is cleared unless a hang-up came too."""
+        with self._lock:
+            ncco, self._pending_ncco = self._pending_ncco, None
+            if ncco is not None and not self._hangup_requested:
+                self.hangup.clear()
+            return ncco
 
 
 def vonage_error(status: int, slug: str, title: str, detail: str, **extra: Any) -> ApiReply:
@@ -145,6 +168,7 @@ class VonageApi:
         )
         self._live_calls: dict[str, VonageLiveCall] = {}
         self._lock = threading.Lock()
+        self.recordings = VonageRecordings(simulator)
 
     @property
     def enabled(self) -> bool:
@@ -153,12 +177,15 @@ class VonageApi:
     def handle(self, method: str, path: str, authorization: str, body: bytes, received_at: float) -> ApiReply:
         call_match = CALL_PATH.match(path)
         create = path.rstrip("/") == VONAGE_PATH_PREFIX and method == "POST"
-        if not create and not (call_match and method in ("GET", "PUT")):
+        media = path.startswith(VONAGE_FILES_PREFIX) and method == "GET"
+        if not create and not media and not (call_match and method in ("GET", "PUT")):
             return not_found(path)
         failure = self._authentication_failure(authorization)
         if failure is not None:
             detail = f"You did not provide correct credentials: {failure}"
             return vonage_error(401, "unauthorized", "Unauthorized", detail)
+        if media:
+            return self.recordings.file(path)
         if create:
             return self._create_call(body, received_at)
         assert call_match is not None  # for the type checker: `create` is False here
@@ -245,7 +272,7 @@ class VonageApi:
         self.simulator.write_transcript(
             f"{short_sid(record.sid)} POST /v1/calls accepted: {to} from {from_} ({scenario.value})", carrier=CARRIER
         )
-        player = VonageCallPlayer(self.simulator, live, self.application_id, self.signature_secret)
+        player = VonageCallPlayer(self.simulator, live, self.application_id, self.signature_secret, self.recordings)
         payload = {
             "uuid": record.sid,
             "status": "started",
@@ -269,14 +296,27 @@ class VonageApi:
         )
 
     def _update_call(self, live: VonageLiveCall, body: bytes) -> ApiReply:
-        """Only hanging up is simulated; Vonage answers an accepted update with 204 and no body."""
+        """Hanging up, and a transfer to an inline NCCO (how a call in progress starts recording: an
+        NCCO with a record action); Vonage answers an accepted update with 204 and no body."""
         try:
             data = json.loads(body or b"null")
         except ValueError:
             data = None
-        if not isinstance(data, dict) or data.get("action") != "hangup":
-            return bad_request("action", "the carrier simulator only updates calls with action=hangup")
-        live.request_hangup()
+        action = data.get("action") if isinstance(data, dict) else None
+        if action == "hangup":
+            live.request_hangup()
+            return ApiReply(204, None)
+        if action != "transfer":
+            return bad_request("action", "the carrier simulator updates calls with action=hangup or transfer")
+        destination = data.get("destination")
+        ncco = destination.get("ncco") if isinstance(destination, dict) else None
+        if not isinstance(destination, dict) or destination.get("type") != "ncco":
+            return bad_request("destination", "the carrier simulator transfers to an inline NCCO (type ncco)")
+        if not (isinstance(ncco, list) and ncco and all(isinstance(item, dict) for item in ncco)):
+            return bad_request("destination.ncco", "must be a non-empty list of action objects")
+        if not live.request_transfer(ncco):
+            detail = "Only an answered call in progress can be transferred"
+            return vonage_error(400, "bad-request", "Bad Request", detail)
         return ApiReply(204, None)
 
 

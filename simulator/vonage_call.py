@@ -28,6 +28,7 @@ from simulator.twilio_state import short_sid
 if TYPE_CHECKING:
     from simulator.server import CarrierSimulator
     from simulator.vonage import VonageLiveCall
+    from simulator.vonage_recording import VonageRecordings
 
 logger = logging.getLogger(__name__)
 
@@ -69,13 +70,27 @@ class ApplicationError(Exception):
     """Our NCCO could not be fetched or understood; Vonage ends the call."""
 
 
+class Transferred(Exception):
+    """PUT /v1/calls/{uuid} action=transfer replaced the NCCO being played."""
+
+    def __init__(self, ncco: list[Any]) -> None:
+        super().__init__("transferred to a new NCCO")
+        self.ncco = ncco
+
+
 class VonageCallPlayer:
     """Runs in the call's own thread: started → ringing → answered → the NCCO → the final event."""
 
     def __init__(
-        self, simulator: CarrierSimulator, live: VonageLiveCall, application_id: str, signature_secret: str
+        self,
+        simulator: CarrierSimulator,
+        live: VonageLiveCall,
+        application_id: str,
+        signature_secret: str,
+        recordings: VonageRecordings,
     ) -> None:
         self.simulator = simulator
+        self.recordings = recordings
         self.live = live
         self.record = live.record
         self.request = live.request
@@ -116,7 +131,13 @@ class VonageCallPlayer:
         self._progress("answered", "answered")
         length_timer = self.request.length_timer or DEFAULT_LENGTH_TIMER
         self._hangup_at = time.monotonic() + length_timer * self.step
-        if not self._detect_machine():
+        try:
+            machine_hung_up = self._detect_machine()
+        except Transferred as transfer:  # moved to a new NCCO while machine detection listened
+            self._event("transferred", "is transferred to a new NCCO")
+            self._play_nccos(transfer.ncco)
+            return "completed"
+        if not machine_hung_up:
             self._play_nccos()
         return "completed"
 
@@ -154,13 +175,14 @@ class VonageCallPlayer:
                     "price": str(price),
                 }
             self._send_event(final_status, extra)
+        self.recordings.call_ended(self.record.sid or "", self._sign)
         self.record.finished = True
 
     # --- NCCO --------------------------------------------------------------------------------
 
-    def _play_nccos(self) -> None:
+    def _play_nccos(self, transferred_to: list[Any] | None = None) -> None:
         try:
-            ncco: list[Any] | None = self._first_ncco()
+            ncco: list[Any] | None = transferred_to if transferred_to is not None else self._first_ncco()
             if self.record.scenario is Scenario.HANG_UP:
                 self._event("callee hung up", "hangs up")
                 return
@@ -169,7 +191,11 @@ class VonageCallPlayer:
                     return
                 if ncco_number > 1:
                     self._event("ncco from webhook", "continues with the NCCO our webhook answered")
-                ncco = self._execute(ncco)
+                try:
+                    ncco = self._execute(ncco)
+                except Transferred as transfer:
+                    self._event("transferred", "is transferred to a new NCCO")
+                    ncco = transfer.ncco
             if ncco is not None:
                 self._event(f"ncco limit: {MAX_NCCOS_PER_CALL} NCCOs", "hangs up: NCCO loop")
         except ApplicationError as error:
@@ -195,7 +221,12 @@ class VonageCallPlayer:
         """Run the actions in order; returns the NCCO that replaces this one, or None when the call ends."""
         for action in ncco:
             name = action.get("action") if isinstance(action, dict) else None
-            if name == "talk":
+            if name == "record":
+                refusal = self.recordings.validate(action)
+                if refusal is not None:
+                    raise ApplicationError(refusal)
+                self.recordings.start(self.live, action, self.request.event_url)
+            elif name == "talk":
                 self._talk(action)
             elif name == "stream":
                 self._stream(action)
@@ -386,6 +417,9 @@ class VonageCallPlayer:
         hung_up = self.live.hangup.wait(limit)
         if self.simulator.stopping.is_set():
             raise CallEnded("the simulator stopped")
+        transfer = self.live.take_transfer() if hung_up else None
+        if transfer is not None:
+            raise Transferred(transfer)
         if hung_up:
             raise CallEnded("hung up through the API")
         if limit < seconds:

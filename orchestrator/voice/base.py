@@ -20,6 +20,7 @@ class CallRequest:
     token: str  # the attempt's unguessable token, in every webhook URL
     ring_timeout_seconds: int
     language: str
+    record: bool = False  # the policy records its calls: the carrier records from the answer on
 
 
 class ProviderError(Exception):
@@ -41,6 +42,35 @@ class VoiceProvider(Protocol):
     def place_call(self, request: CallRequest) -> str:
         """Places the call and returns the carrier's call id, or raises ProviderError."""
         ...
+
+    def start_recording(self, call_id: str, *, callback_url: str, attempt_token: str) -> str:
+        """Asks the carrier to record a call in progress; returns its recording id ("" when the carrier
+        names it only in the recording callback), or raises ProviderError."""
+        ...
+
+    def stop_recording(self, call_id: str, recording_id: str) -> bool:
+        """Stops a recording; False when the carrier has no way to (it then ends with the call)."""
+        ...
+
+    def media_headers(self, url: str) -> dict[str, str]:
+        """The credentials that fetch a recording's media from `url`; ProviderError when `url` is not
+        the carrier's own host (our credentials never go anywhere else)."""
+        ...
+
+
+def recording_callback_url(carrier: str, token: str) -> str:
+    """Where the carrier reports a finished recording: a recording's token, or the attempt's own
+    token for the calls a policy records."""
+    from django.urls import reverse
+
+    return webhook_url(reverse(f"{carrier}-recording", kwargs={"token": token}))
+
+
+def same_host(url: str, *base_urls: str) -> bool:
+    from urllib.parse import urlsplit
+
+    host = (urlsplit(url).hostname or "").lower()
+    return bool(host) and any(host == (urlsplit(base).hostname or "").lower() for base in base_urls if base)
 
 
 _clients: dict[tuple, Any] = {}

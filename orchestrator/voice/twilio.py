@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+
 import requests
 from django.conf import settings
 from django.urls import reverse
@@ -9,7 +11,15 @@ from twilio.base.exceptions import TwilioRestException
 from twilio.http.http_client import TwilioHttpClient
 from twilio.rest import Client
 
-from orchestrator.voice.base import CallRequest, ProviderError, cached_client, transport_failure, webhook_url
+from orchestrator.voice.base import (
+    CallRequest,
+    ProviderError,
+    cached_client,
+    recording_callback_url,
+    same_host,
+    transport_failure,
+    webhook_url,
+)
 
 
 def _client(account_sid: str, auth_token: str, base_url: str, timeout: float) -> Client:
@@ -30,6 +40,7 @@ class TwilioProvider:
                 "Twilio is not configured: set TWILIO_ACCOUNT_SID, TWILIO_AUTH_TOKEN and TWILIO_FROM_NUMBER."
             )
         self.from_number = from_number
+        self.account_sid, self.auth_token, self.base_url = account_sid, auth_token, base_url
         self.client = _client(account_sid, auth_token, base_url, timeout)
 
     @classmethod
@@ -46,6 +57,15 @@ class TwilioProvider:
         def url(name: str) -> str:
             return webhook_url(reverse(f"twilio-{name}", kwargs={"token": request.token}))
 
+        recording = {}
+        if request.record:  # Twilio records from the answer and reports to the callback when the call ends
+            recording = {
+                "record": True,
+                "recording_channels": "dual",
+                "recording_status_callback": recording_callback_url("twilio", request.token),
+                "recording_status_callback_method": "POST",
+                "recording_status_callback_event": ["completed"],
+            }
         try:
             call = self.client.calls.create(
                 to=request.to,
@@ -60,6 +80,7 @@ class TwilioProvider:
                 async_amd="true",
                 async_amd_status_callback=url("amd"),
                 async_amd_status_callback_method="POST",
+                **recording,
             )
         except TwilioRestException as exc:
             raise ProviderError(
@@ -68,3 +89,39 @@ class TwilioProvider:
         except requests.exceptions.RequestException as exc:
             raise transport_failure("Twilio", exc, settings.PROVIDER_HTTP_TIMEOUT_SECONDS) from exc
         return call.sid
+
+    def start_recording(self, call_id: str, *, callback_url: str, attempt_token: str = "") -> str:
+        """The call's Recordings resource (POST .../Calls/{CallSid}/Recordings.json)."""
+        recording = self._call_api(
+            lambda: self.client.calls(call_id).recordings.create(
+                recording_status_callback=callback_url,
+                recording_status_callback_method="POST",
+                recording_status_callback_event=["completed"],
+                recording_channels="dual",
+            ),
+            "start recording",
+        )
+        return recording.sid
+
+    def stop_recording(self, call_id: str, recording_id: str) -> bool:
+        self._call_api(
+            lambda: self.client.calls(call_id).recordings(recording_id).update(status="stopped"), "stop recording"
+        )
+        return True
+
+    def media_headers(self, url: str) -> dict[str, str]:
+        """HTTP basic auth with the account SID and auth token, only to Twilio's own API host."""
+        if not same_host(url, self.base_url):
+            raise ProviderError(f"the recording URL {url!r} is not on Twilio's API host; not sending credentials")
+        token = base64.b64encode(f"{self.account_sid}:{self.auth_token}".encode()).decode("ascii")
+        return {"Authorization": f"Basic {token}"}
+
+    def _call_api(self, send, doing: str):
+        try:
+            return send()
+        except TwilioRestException as exc:
+            raise ProviderError(
+                f"Twilio refused to {doing} ({exc.status}, code {exc.code}): {exc.msg}", status=exc.status
+            ) from exc
+        except requests.exceptions.RequestException as exc:
+            raise transport_failure("Twilio", exc, settings.PROVIDER_HTTP_TIMEOUT_SECONDS) from exc

@@ -23,11 +23,19 @@ from urllib3 import Retry
 from vonage_http_client import Auth, HttpClient, HttpClientOptions
 from vonage_http_client.errors import HttpRequestError
 from vonage_utils.errors import VonageError
-from vonage_voice import CreateCallRequest, Input, Talk, Voice
+from vonage_voice import CreateCallRequest, Input, Record, Talk, Voice
 
 from orchestrator.prompts import prompts_for
 from orchestrator.selectors import CallScript, call_script
-from orchestrator.voice.base import CallRequest, ProviderError, cached_client, transport_failure, webhook_url
+from orchestrator.voice.base import (
+    CallRequest,
+    ProviderError,
+    cached_client,
+    recording_callback_url,
+    same_host,
+    transport_failure,
+    webhook_url,
+)
 
 INPUT_TIMEOUT_SECONDS = 6
 # Vonage hangs up this long after the answer: the message `message_repeats` times, with room to spare.
@@ -80,6 +88,17 @@ def message_ncco(token: str, script: CallScript, round_number: int, *, preface: 
         eventMethod="POST",
     )
     return [talk(text, script.language, barge_in=True), listen.model_dump(mode="json", exclude_none=True)]
+
+
+def record_action(callback_url: str) -> dict[str, Any]:
+    """Records the call from here until it ends (asynchronous: the NCCO goes on); the recording
+    event, with `recording_url`, goes to `callback_url`."""
+    action = Record(format="wav", eventUrl=[callback_url], eventMethod="POST")
+    return action.model_dump(mode="json", exclude_none=True, by_alias=True)
+
+
+# Where Vonage serves recordings (api.nexmo.com, api-us.nexmo.com, api.vonage.com, ...).
+VONAGE_MEDIA_DOMAINS = ("nexmo.com", "vonage.com")
 
 
 # --- the HTTP client ----------------------------------------------------------------------------
@@ -161,6 +180,7 @@ class VonageProvider:
                 "Vonage is not configured: set VONAGE_APPLICATION_ID, VONAGE_PRIVATE_KEY and VONAGE_FROM_NUMBER."
             )
         self.from_number = vonage_number(from_number)
+        self.base_url = base_url
         self.timeout = max(1, math.ceil(timeout))  # the SDK takes whole seconds; 0 would never wait
         self.client = _client(application_id, private_key, base_url, self.timeout)
 
@@ -178,11 +198,14 @@ class VonageProvider:
         script = call_script(request.token)
         if script is None:
             raise ProviderError(f"no call attempt has the token of this request (to {request.to})")
+        ncco = message_ncco(request.token, script, round_number=1)
+        if request.record:  # the record action first: it records the whole call, whatever NCCO follows
+            ncco = [record_action(recording_callback_url("vonage", request.token)), *ncco]
         try:
             call = CreateCallRequest(
                 to=[{"type": "phone", "number": vonage_number(request.to)}],
                 from_={"type": "phone", "number": self.from_number},
-                ncco=message_ncco(request.token, script, round_number=1),
+                ncco=ncco,
                 event_url=[webhook_url(reverse("vonage-event", kwargs={"token": request.token}))],
                 event_method="POST",
                 ringing_timer=request.ring_timeout_seconds,
@@ -192,6 +215,45 @@ class VonageProvider:
         except (ValidationError, VonageError) as exc:
             raise ProviderError(f"the Vonage call request is invalid: {exc}") from exc
         return self._create(call).uuid
+
+    def start_recording(self, call_id: str, *, callback_url: str, attempt_token: str) -> str:
+        """The Voice API records a call in progress by transferring it to an NCCO that starts with a
+        record action (PUT /v1/calls/{uuid} action=transfer); the NCCO then says the alert again.
+        The recording's uuid comes only with the recording event, so "" is returned."""
+        script = call_script(attempt_token)
+        if script is None:
+            raise ProviderError("no call attempt has this token; nothing to say after the record action")
+        ncco = [record_action(callback_url), *message_ncco(attempt_token, script, round_number=1)]
+        body = {"action": "transfer", "destination": {"type": "ncco", "ncco": ncco}}
+        http = self.client.http_client
+        try:
+            http.put(http.api_host, f"/v1/calls/{call_id}", body)
+        except HttpRequestError as exc:
+            status = exc.response.status_code
+            raise ProviderError(f"Vonage refused to record ({status}): {_refusal_message(exc)}", status=status) from exc
+        except requests.exceptions.RequestException as exc:
+            raise transport_failure("Vonage", exc, self.timeout) from exc
+        except VonageError as exc:
+            raise ProviderError(f"Vonage refused to record: {exc}") from exc
+        return ""
+
+    def stop_recording(self, call_id: str, recording_id: str) -> bool:
+        """The Voice API has no request that stops a record action: it ends with the call."""
+        return False
+
+    def media_headers(self, url: str) -> dict[str, str]:
+        """The application JWT, only to Vonage's own hosts (or the configured API base URL's host)."""
+        host = (urlsplit(url).hostname or "").lower()
+        on_vonage = any(host == domain or host.endswith(f".{domain}") for domain in VONAGE_MEDIA_DOMAINS)
+        if not (on_vonage or same_host(url, self.base_url)):
+            raise ProviderError(f"the recording URL {url!r} is not on a Vonage host; not sending credentials")
+        try:
+            token = self.client.http_client.auth.generate_application_jwt()
+        except VonageError as exc:
+            raise ProviderError(f"Vonage authentication could not be prepared: {exc}") from exc
+        if isinstance(token, bytes):
+            token = token.decode("ascii")
+        return {"Authorization": f"Bearer {token}"}
 
     def _create(self, call: CreateCallRequest):
         try:

@@ -82,11 +82,12 @@ def test_stop_twice_stop_without_audio_and_upload_after_stop_are_409s(local_stor
     assert late_upload.status_code == 409
 
 
-def test_a_call_id_is_refused_until_live_carrier_recording_exists(system_client):
+def test_a_call_id_that_names_no_call_is_a_404(system_client):
     response = system_client.post("/api/v1/recordings/voice/start", {**SESSION, "call_id": "CA123"}, format="json")
 
-    assert response.status_code == 400
-    assert "live carrier recording is not built yet" in error(response)["fields"]["call_id"]
+    assert response.status_code == 404
+    assert "No call 'CA123'" in error(response)["message"]
+    assert not Recording.objects.exists()
 
 
 @pytest.mark.parametrize(
