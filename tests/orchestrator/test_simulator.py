@@ -548,3 +548,35 @@ def test_production_code_never_imports_the_simulator():
 
     assert importers == []
     assert "simulator" in (PROJECT_ROOT / ".dockerignore").read_text().split()
+
+
+def test_a_call_placed_with_record_true_is_recorded_and_its_audio_is_served_behind_basic_auth(sim, client, webhooks):
+    import io
+    import wave
+
+    # given a call placed with Record=true and a recording status callback
+    webhooks.routes["/twiml"] = ALERT_TWIML
+    webhooks.routes["/gather"] = ACKNOWLEDGED_TWIML
+    call = play(
+        client, sim, webhooks, "+821000000001", record=True, recording_status_callback=webhooks.to("/recording")
+    )
+
+    # then, once the call ended, the recording callback came signed, naming the media's URL
+    [callback] = webhooks.received("/recording")
+    assert callback.signature_valid
+    assert callback.params["RecordingStatus"] == "completed"
+    assert callback.params["CallSid"] == call.sid
+    seconds = int(callback.params["RecordingDuration"])
+    media_url = callback.params["RecordingUrl"] + ".wav"
+
+    # and the media is refused without the account's credentials, and is a WAV of that length with them
+    assert requests.get(media_url, timeout=5).status_code == 401
+    media = requests.get(media_url, auth=(ACCOUNT_SID, AUTH_TOKEN), timeout=5)
+    assert media.status_code == 200 and media.headers["Content-Type"] == "audio/x-wav"
+    with wave.open(io.BytesIO(media.content)) as wav:
+        assert wav.getnframes() / wav.getframerate() == seconds
+
+    # and a finished recording cannot be stopped again
+    with pytest.raises(TwilioRestException) as refused:
+        client.calls(call.sid).recordings(callback.params["RecordingSid"]).update(status="stopped")
+    assert refused.value.status == 400
