@@ -242,6 +242,10 @@ CACHES = {
     }
 }
 
+# Messages are kept server-side (in the session, whose row is in the database), never in a cookie:
+# the admin shows a new API key once through a message, and a cookie would carry it back in clear.
+MESSAGE_STORAGE = "django.contrib.messages.storage.session.SessionStorage"
+
 # --- API ------------------------------------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [

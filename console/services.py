@@ -51,7 +51,7 @@ def resolve(incident_id: int, *, user: User) -> Outcome:
     return Outcome(True, _("Resolved #%(id)s.") % {"id": incident_id})
 
 
-def escalate(incident_id: int, *, user: User) -> Outcome:
+def escalate(incident_id: int, *, user: User, from_step: int | None = None) -> Outcome:
     with transaction.atomic():
         before = incident_services.lock_incident(incident_id).state
         if before not in (IncidentState.TRIGGERED, IncidentState.EXHAUSTED):
@@ -61,7 +61,7 @@ def escalate(incident_id: int, *, user: User) -> Outcome:
                 % {"id": incident_id, "state": words.state_words(before).lower()},
             )
         try:
-            attempt = escalate_now(incident_id, actor=actor_name(user))
+            attempt = escalate_now(incident_id, actor=actor_name(user), from_step=from_step)
         except DomainError as exc:
             return Outcome(False, _("#%(id)s: %(why)s Nothing done.") % {"id": incident_id, "why": exc.message})
     if attempt is None:

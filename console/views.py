@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 from django.contrib import messages
 from django.contrib.auth import logout
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
@@ -133,4 +135,6 @@ def resolve(request: HttpRequest, incident_id: int) -> HttpResponse:
 @person_page(Role.AGENT)
 @require_POST
 def escalate(request: HttpRequest, incident_id: int) -> HttpResponse:
-    return _act(request, incident_id, services.escalate)
+    step = request.POST.get("step", "")
+    from_step = int(step) if step.isdigit() and len(step) < 6 else None  # the call the page showed
+    return _act(request, incident_id, partial(services.escalate, from_step=from_step))

@@ -5,6 +5,8 @@ The Incident admin is here rather than in incidents/admin.py because it shows th
 engine (orchestrator). The model stays incidents.Incident, so its admin URL and the role allow-list
 (accounts/rights.py, keyed by app_label.model) are unchanged."""
 
+from functools import partial
+
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.db.models import OuterRef, Subquery
@@ -295,6 +297,9 @@ class IncidentAdmin(ReadOnlyAdmin):
             return HttpResponseNotAllowed(["POST"])
         if not request.user.has_perm("incidents.change_incident"):
             raise PermissionDenied
+        if what == "escalate":  # the page's button carries the call its reader saw: a double click escalates once
+            step = request.POST.get("step", "")
+            act = partial(escalate_one, from_step=int(step) if step.isdigit() else None)
         self._each(request, Incident.objects.filter(pk=incident_id), act)
         return HttpResponseRedirect(reverse("admin:incidents_incident_change", args=[incident_id]))
 
@@ -327,7 +332,7 @@ def resolve_one(incident_id: int, actor: str) -> tuple[str, bool]:
     return _("#%(id)d resolved") % {"id": incident_id}, True
 
 
-def escalate_one(incident_id: int, actor: str) -> tuple[str, bool]:
+def escalate_one(incident_id: int, actor: str, from_step: int | None = None) -> tuple[str, bool]:
     before = Incident.objects.filter(pk=incident_id).values_list("state", flat=True).first()
     if before in (IncidentState.ACKNOWLEDGED, IncidentState.RESOLVED):
         return (
@@ -335,7 +340,12 @@ def escalate_one(incident_id: int, actor: str) -> tuple[str, bool]:
             % {"id": incident_id, "state": state_words(before).lower()},
             False,
         )
-    attempt = escalate_now(incident_id, actor=actor)
+    try:
+        attempt = escalate_now(incident_id, actor=actor, from_step=from_step)
+    except DomainError:
+        return _("#%(id)d was already escalated by someone (or a second click): nothing done") % {
+            "id": incident_id
+        }, False
     if attempt is not None:
         words = _("a new round of calls started") if before == IncidentState.EXHAUSTED else _("escalated")
         return (

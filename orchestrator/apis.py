@@ -17,7 +17,7 @@ from incidents.apis import CanHandleIncidents, CanReadIncidents
 from incidents.models import EscalationPolicy
 from orchestrator import selectors
 from orchestrator.drills import drill_report, start_drill
-from orchestrator.serializers import IncidentDetailOut
+from orchestrator.serializers import EscalateIn, IncidentDetailOut
 from orchestrator.services import escalate_now
 
 CanRunDrills = scope_or_role(Scope.POLICIES_WRITE, Role.SUPERVISOR)
@@ -37,10 +37,17 @@ class IncidentEscalateApi(APIView):
     permission_classes = [CanHandleIncidents]
 
     @extend_schema(
-        summary="Escalate now: call the next contact", tags=["incidents"], request=None, responses=IncidentDetailOut
+        summary="Escalate now: call the next contact",
+        description="With `from_step` (the call the caller saw), a repeated request does nothing (409) "
+        "instead of skipping one more contact.",
+        tags=["incidents"],
+        request=EscalateIn,
+        responses=IncidentDetailOut,
     )
     def post(self, request, incident_id: int):
-        escalate_now(incident_id, actor=actor_name(request.user))
+        body = EscalateIn(data=request.data)
+        body.is_valid(raise_exception=True)
+        escalate_now(incident_id, actor=actor_name(request.user), from_step=body.validated_data.get("from_step"))
         return Response(IncidentDetailOut(selectors.incident_detail(incident_id)).data)
 
 

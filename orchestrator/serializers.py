@@ -67,3 +67,12 @@ class SeedAckOut(serializers.Serializer):
     incident_id = serializers.IntegerField()
     status = serializers.CharField()
     acknowledged = serializers.BooleanField()
+
+
+class EscalateIn(serializers.Serializer):
+    from_step = serializers.IntegerField(
+        required=False,
+        min_value=0,
+        max_value=10_000,
+        help_text="the call the caller saw (current_step); a repeat that no longer matches is a 409, not a skip",
+    )

@@ -208,11 +208,20 @@ def retrigger_locked(incident: Incident, *, reason: str, actor: str) -> CallAtte
     return _advance_locked(incident, from_step=incident.current_step, reason=reason, actor=actor)
 
 
-def escalate_now(incident_id: int, *, actor: str) -> CallAttempt | None:
+def escalate_now(incident_id: int, *, actor: str, from_step: int | None = None) -> CallAttempt | None:
     """Skips the current call and rings the next contact (the API's /escalate and the digit 2);
-    on an exhausted incident, starts a new round of calls."""
+    on an exhausted incident, starts a new round of calls.
+
+    `from_step` is the call the person saw when they pressed the button: a second click (or a second
+    person) on the same page then does nothing, instead of skipping one more contact."""
     with transaction.atomic():
         incident = lock_incident(incident_id)
+        if from_step is not None and incident.current_step != from_step:
+            raise DomainError(
+                f"Incident #{incident.pk} was already escalated (it is on call {incident.current_step}, "
+                f"not {from_step}): nothing done.",
+                code="already_escalated",
+            )
         if incident.state == IncidentState.EXHAUSTED:
             audit.record(AuditAction.INCIDENT_ESCALATED, actor=actor, target=f"incident:{incident.pk}")
             return retrigger_locked(incident, reason=f"escalated by {actor} after exhaustion", actor=actor)

@@ -42,6 +42,19 @@ def test_an_admin_creates_a_key_with_scopes_from_a_list_and_sees_it_once(admin_c
     assert shown not in admin_client.get(f"/admin/accounts/apikey/{key.pk}/change/").content.decode()
 
 
+def test_the_new_key_never_travels_in_a_cookie(admin_client):
+    # when a key is created: the answer redirects to the page that shows it once
+    created = admin_client.post(
+        "/admin/accounts/apikey/add/", {"name": "prometheus", "scope_choices": ["alerts:write"], "expires_at_0": ""}
+    )
+    page = admin_client.get(created["Location"]).content.decode()
+    shown = page.split('<code class="oc-new-key">')[1].split("</code>")[0]
+
+    # then the redirect set no cookie holding it: the message waited on the server, not in the browser
+    assert "messages" not in created.cookies
+    assert shown not in " ".join(morsel.value for morsel in created.cookies.values())
+
+
 def test_a_key_needs_a_scope_and_a_future_expiry(admin_client):
     response = admin_client.post(
         "/admin/accounts/apikey/add/",

@@ -274,3 +274,20 @@ def test_the_page_speaks_korean_when_the_browser_asks():
     # then: our words are Korean, the times still Seoul's
     assert "열린 장애" in listing and "호출 중" in listing and "Kim (+8210" in listing
     assert "벨 울리는 중" in story and "타임라인" in story and "KST" in story
+
+
+def test_a_double_click_on_escalate_now_escalates_once():
+    # given: the page shows Kim being rung (call 1), and the AGENT clicks Escalate now twice
+    incident = ringing_incident("DB down", contact_name="Kim")
+    client = page_client("agent", Role.AGENT)
+    page = client.get(f"/status/incidents/{incident.pk}/").content.decode()
+    assert 'name="step" value="1"' in page
+
+    first = client.post(f"/status/incidents/{incident.pk}/escalate/", {"step": "1"}, follow=True)
+    second = client.post(f"/status/incidents/{incident.pk}/escalate/", {"step": "1"}, follow=True)
+
+    # then: Lee is called (call 2), and the second click skips nobody
+    assert messages_of(first) == [f"Escalated #{incident.pk}: calling Lee now (call 2)."]
+    assert "already escalated" in messages_of(second)[0] and "Nothing done" in messages_of(second)[0]
+    incident.refresh_from_db()
+    assert incident.current_step == 2

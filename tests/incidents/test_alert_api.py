@@ -197,3 +197,19 @@ def test_an_alert_key_without_the_scope_is_refused(api_client, make_api_key, def
     assert response.status_code == 403
     assert "alerts:write" in response.json()["error"]["message"]
     assert not IncidentEvent.objects.exists()
+
+
+def test_escalate_with_the_step_seen_is_refused_the_second_time(system_client, default_policy):
+    # given an incident on its first call
+    incident_id = system_client.post("/api/v1/alerts/generic", {"summary": "API 5xx"}, format="json").json()[
+        "incident_id"
+    ]
+
+    # when two callers escalate from the call they both saw
+    first = system_client.post(f"/api/v1/incidents/{incident_id}/escalate", {"from_step": 1}, format="json")
+    second = system_client.post(f"/api/v1/incidents/{incident_id}/escalate", {"from_step": 1}, format="json")
+
+    # then the first escalates, the second is a 409 that says so and skips nobody
+    assert first.status_code == 200 and first.json()["current_step"] == 2
+    assert second.status_code == 409 and second.json()["error"]["code"] == "already_escalated"
+    assert system_client.get(f"/api/v1/incidents/{incident_id}").json()["current_step"] == 2

@@ -11,6 +11,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
+from config.errors import DomainError
 from incidents.models import EventKind, Incident, IncidentState
 from incidents.services import acknowledge, open_incident
 from orchestrator import services, timers
@@ -318,3 +319,18 @@ def test_escalating_an_exhausted_incident_calls_the_round_again(two_people):
 
     assert attempt.step == 4 and attempt.contact.name == "Kim"
     assert fresh(incident).state == IncidentState.TRIGGERED
+
+
+def test_a_second_escalation_from_the_same_page_does_nothing(two_people):
+    # given two people looking at call 1 of an incident, and the first one escalates
+    incident = open_incident(summary="double click").incident
+    services.escalate_now(incident.pk, actor="user:kim", from_step=1)
+
+    # when the second (or a second click) escalates from the same call 1
+    with pytest.raises(DomainError) as refused:
+        services.escalate_now(incident.pk, actor="user:lee", from_step=1)
+
+    # then nobody more is skipped: one escalation, call 2 is the current one
+    assert refused.value.code == "already_escalated"
+    assert fresh(incident).current_step == 2
+    assert incident.events.filter(kind=EventKind.ESCALATED).count() == 1

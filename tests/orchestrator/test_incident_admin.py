@@ -216,3 +216,19 @@ def test_the_admin_speaks_korean_when_the_browser_asks(admin_client, incident):
 
     english = admin_client.get("/admin/incidents/incident/", HTTP_ACCEPT_LANGUAGE="en").content.decode()
     assert "Calling now" in english
+
+
+def test_a_double_click_on_the_pages_escalate_button_escalates_once(admin_client, incident):
+    # given the incident page, showing call 1, with its Escalate now button
+    page = admin_client.get(f"/admin/incidents/incident/{incident.pk}/change/").content.decode()
+    assert 'name="step" value="1"' in page
+    act = f"/admin/incidents/incident/{incident.pk}/do/escalate/"
+
+    # when the button is pressed twice from that page
+    first = admin_client.post(act, {"step": "1"}, follow=True)
+    second = admin_client.post(act, {"step": "1"}, follow=True)
+
+    # then one escalation: Lee is called, and the second press says it did nothing
+    assert _messages(first) == [f"#{incident.pk} escalated: calling Lee now (call 2)"]
+    assert "nothing done" in _messages(second)[0]
+    assert Incident.objects.get(pk=incident.pk).current_step == 2
