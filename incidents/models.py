@@ -93,7 +93,9 @@ class EscalationPolicy(models.Model):
     )
     record_calls = models.BooleanField(
         default=False,
-        help_text=_("ask the carrier to record each call, so a lead can hear what the on-call person heard and pressed"),
+        help_text=_(
+            "ask the carrier to record each call, so a lead can hear what the on-call person heard and pressed"
+        ),
         verbose_name=_("record calls"),
     )
     is_default = models.BooleanField(

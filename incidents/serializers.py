@@ -170,7 +170,7 @@ class PolicyIn(serializers.ModelSerializer):
     class Meta:
         model = EscalationPolicy
         fields = ["name", "contacts", "max_attempts", "ring_timeout_seconds", "pause_seconds", "message_repeats"]
-        fields += ["is_default"]
+        fields += ["record_calls", "is_default"]
         # Uniqueness (the name, one default) is the service's: it unmarks the old default first.
         extra_kwargs = {"name": {"validators": []}, "is_default": {"validators": []}}
         validators = []
@@ -199,7 +199,7 @@ class PolicyOut(serializers.ModelSerializer):
     class Meta:
         model = EscalationPolicy
         fields = ["id", "name", "contacts", "max_attempts", "ring_timeout_seconds", "pause_seconds"]
-        fields += ["message_repeats", "is_default", "created_at", "updated_at"]
+        fields += ["message_repeats", "record_calls", "is_default", "created_at", "updated_at"]
 
     @extend_schema_field(PolicyMemberOut(many=True))
     def get_contacts(self, policy: EscalationPolicy) -> list[dict]:

@@ -149,7 +149,15 @@ def create_policy(
     return policy
 
 
-POLICY_FIELDS = ("name", "max_attempts", "ring_timeout_seconds", "pause_seconds", "message_repeats", "is_default")
+POLICY_FIELDS = (
+    "name",
+    "max_attempts",
+    "ring_timeout_seconds",
+    "pause_seconds",
+    "message_repeats",
+    "record_calls",
+    "is_default",
+)
 
 
 @transaction.atomic

@@ -205,3 +205,16 @@ def test_the_role_matrix_for_policies(role, settings, people):
     assert (created.status_code, patched.status_code) == ((201, 200) if may_write else (403, 403))
     if not may_write:
         assert "SUPERVISOR" in created.json()["error"]["message"]
+
+
+def test_a_policy_can_be_set_to_record_its_calls_through_the_api(system_client, people):
+    kim, lee, _ = people
+    policy = factories.policy(kim, lee, name="payments")
+    assert system_client.get(f"/api/v1/escalation-policies/{policy.pk}").json()["record_calls"] is False
+
+    response = system_client.patch(f"/api/v1/escalation-policies/{policy.pk}", {"record_calls": True}, format="json")
+
+    assert response.status_code == 200, response.content
+    assert response.json()["record_calls"] is True
+    policy.refresh_from_db()
+    assert policy.record_calls is True
