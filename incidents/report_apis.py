@@ -22,14 +22,20 @@ MAX_DAYS = 366
 
 
 def _day(params, name: str) -> date | None:
+    """The ISO day in `name`, or None; a 400 naming the field when it is not a day a report covers."""
     text = (params.get(name) or "").strip()
     if not text:
         return None
     try:
-        return date.fromisoformat(text)
+        day = date.fromisoformat(text)
     except ValueError:
         message = f"'{text}' is not an ISO date (YYYY-MM-DD)."
         raise InvalidInput(f"{name}: {message}", fields={name: message}) from None
+    if not reports.FIRST_SUPPORTED_DAY <= day <= reports.LAST_SUPPORTED_DAY:
+        first, last = reports.FIRST_SUPPORTED_DAY, reports.LAST_SUPPORTED_DAY
+        message = f"{day} is outside the days a report covers: between {first} and {last}."
+        raise InvalidInput(f"{name}: {message}", fields={name: message})
+    return day
 
 
 def window_from(params) -> reports.Window:

@@ -23,6 +23,9 @@ from django.utils import timezone
 from incidents.models import EscalationPolicy, EventKind, Incident, IncidentEvent, IncidentState
 
 DEFAULT_DAYS = 7
+# The days a window may name: beyond them a date (or the datetime a window's end is) overflows, and
+# no incident of ours is that old or that far ahead.
+FIRST_SUPPORTED_DAY, LAST_SUPPORTED_DAY = date(2000, 1, 1), date(2100, 12, 31)
 # The chart's bars: (label, upper bound in seconds), the last one open-ended.
 DISTRIBUTION_BOUNDS = (("< 1 min", 60), ("1-5 min", 300), ("5-15 min", 900), ("15-60 min", 3600), ("1-4 h", 14400))
 OVER_LAST_BOUND = "> 4 h"

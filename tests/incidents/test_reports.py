@@ -146,6 +146,40 @@ def test_bad_input_is_a_400_naming_the_field(params, field, settings):
     assert list(response.json()["error"]["fields"]) == [field]
 
 
+@pytest.mark.parametrize(
+    ("params", "field"),
+    [
+        ({"to": "0001-01-01"}, "to"),
+        ({"from": "9999-12-31", "to": "9999-12-31"}, "from"),
+        ({"to": "9999-12-31"}, "to"),
+        ({"from": "1999-12-31", "to": "2000-01-01"}, "from"),
+        ({"from": "2100-12-31", "to": "2101-01-01"}, "to"),
+    ],
+)
+def test_a_day_outside_2000_to_2100_is_a_400_naming_the_field(params, field, settings):
+    # given a supervisor asking for a window at the edge of the calendar (once a 500: date overflow)
+    settings.MFA_REQUIRED_ROLES = []
+
+    response = reader().get(REPORT, params)
+
+    # then it is a 400 that names the field and says which days are accepted
+    assert response.status_code == 400
+    assert list(response.json()["error"]["fields"]) == [field]
+    assert "between 2000-01-01 and 2100-12-31" in response.json()["error"]["fields"][field]
+
+
+def test_the_first_and_last_supported_days_still_report(settings):
+    settings.MFA_REQUIRED_ROLES = []
+
+    client = reader()
+
+    first = client.get(REPORT, {"from": "2000-01-01", "to": "2000-01-01"})
+    last = client.get(REPORT, {"from": "2100-12-31", "to": "2100-12-31"})
+
+    assert (first.status_code, last.status_code) == (200, 200)
+    assert last.json()["to"] == "2100-12-31" and last.json()["counts"]["opened"] == 0
+
+
 # --- who may read ------------------------------------------------------------------------------
 
 
@@ -218,3 +252,17 @@ def test_people_below_admin_are_sent_to_the_sign_in_and_see_no_link(role, settin
     response = client.get("/admin/reports/response-times/")
 
     assert response.status_code == 302 and "/admin/login/" in response["Location"]
+
+
+@pytest.mark.parametrize("params", [{"to": "0001-01-01"}, {"from": "9999-12-31", "to": "9999-12-31"}])
+def test_a_day_outside_the_supported_range_on_the_page_is_said_and_the_default_window_shown(params, settings):
+    # given an admin who typed a day far outside the calendar we keep (once a 500: date overflow)
+    settings.MFA_REQUIRED_ROLES = []
+
+    page = admin_client(Role.ADMIN).get("/admin/reports/response-times/", params)
+
+    # then the page says so, like any other bad date, and shows the last seven days instead
+    assert page.status_code == 200
+    html = page.content.decode()
+    assert "between 2000-01-01 and 2100-12-31" in html
+    assert str(timezone.localdate()) in html
