@@ -13,7 +13,7 @@ from monitoring.models import AlertRule, RuleSeries
 
 class RuleSeriesInline(admin.TabularInline):
     model = RuleSeries
-    fields = ("series_key", "state", "since", "value", "evaluated_at")
+    fields = ("series_key", "state", "since", "cleared_at", "value", "evaluated_at")
     readonly_fields = fields
     extra = 0
     can_delete = False
@@ -32,8 +32,8 @@ class AlertRuleAdmin(AuditedAdmin):
     list_filter = ("level", "enabled", "metric")
     search_fields = ("rule_name", "metric")
     fields = ("rule_name", "metric", "operator", "threshold", "for_seconds", "labels", "level", "policy", "enabled")
-    fields += ("evaluated_at", "last_error")
-    readonly_fields = ("evaluated_at", "last_error")
+    fields += ("firing_since", "evaluated_at", "last_error")
+    readonly_fields = ("firing_since", "evaluated_at", "last_error")
     inlines = [RuleSeriesInline]
 
     def save_model(self, request, obj, form, change):

@@ -72,6 +72,12 @@ class AlertRule(models.Model):
     )
     enabled = models.BooleanField(default=True, verbose_name=_("enabled"))
     evaluated_at = models.DateTimeField(null=True, blank=True, verbose_name=_("last evaluated"))
+    firing_since = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text=_("Set while any series fires: the rule's one incident is open."),
+        verbose_name=_("firing since"),
+    )
     last_error = models.CharField(max_length=500, blank=True, verbose_name=_("last error"))
     created_at = models.DateTimeField(auto_now_add=True, verbose_name=_("created at"))
     updated_at = models.DateTimeField(auto_now=True, verbose_name=_("updated at"))
@@ -85,11 +91,12 @@ class AlertRule(models.Model):
         return f"{self.rule_name}: {self.metric} {self.operator} {self.threshold:g}"
 
     def clean(self) -> None:
-        from monitoring.sources import canonical_name, metric_named
+        from monitoring.sources import canonical_name, label_problem, metric_named
 
         errors = {}
         self.metric = canonical_name(self.metric or "")
-        if metric_named(self.metric) is None:
+        metric = metric_named(self.metric)
+        if metric is None:
             errors["metric"] = f"Unknown metric {self.metric!r}; see GET /api/v1/alert-rules/metrics."
         if self.threshold is not None and not math.isfinite(self.threshold):
             errors["threshold"] = "The threshold must be a finite number."
@@ -99,6 +106,8 @@ class AlertRule(models.Model):
             isinstance(value, str | int | float) and not isinstance(value, bool) for value in self.labels.values()
         ):
             errors["labels"] = 'Labels are a JSON object of label names to values, e.g. {"queue": "calls"}.'
+        elif metric is not None and label_problem(metric, self.labels):
+            errors["labels"] = label_problem(metric, self.labels)
         if errors:
             raise ValidationError(errors)
 
@@ -110,10 +119,13 @@ class SeriesState(models.TextChoices):
     INACTIVE = "inactive", _("Inactive")
     PENDING = "pending", _("Pending")
     FIRING = "firing", _("Firing")
+    RESOLVING = "resolving", _("Resolving (clear, held before it resolves)")
 
 
 class RuleSeries(models.Model):
-    """One rule on one series (a label set of its metric): Prometheus's inactive -> pending -> firing."""
+    """One rule on one series (a label set of its metric): Prometheus's inactive -> pending -> firing,
+    and firing -> resolving -> inactive once the clear has held (hold_seconds); a breach while resolving
+    goes straight back to firing."""
 
     rule = models.ForeignKey(AlertRule, on_delete=models.CASCADE, related_name="series", verbose_name=_("rule"))
     series_key = models.CharField(max_length=500, blank=True, verbose_name=_("series"))
@@ -122,6 +134,12 @@ class RuleSeries(models.Model):
         max_length=10, choices=SeriesState.choices, default=SeriesState.INACTIVE, verbose_name=_("state")
     )
     since = models.DateTimeField(null=True, blank=True, verbose_name=_("since"))
+    cleared_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text=_("When a firing series cleared or stopped being reported."),
+        verbose_name=_("cleared at"),
+    )
     value = models.FloatField(null=True, blank=True, verbose_name=_("last value"))
     evaluated_at = models.DateTimeField(verbose_name=_("last evaluated"))
 

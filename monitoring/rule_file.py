@@ -30,17 +30,22 @@ def render(rules) -> str:
         "groups:",
     ]
     lines += [f"  - name: {_text(GROUP_NAME)}", "    rules:"]
-    count = 0
+    header, count = len(lines) - 1, 0
     for rule in rules:
         metric = metric_named(rule.metric)
         if metric is None:
+            continue
+        try:
+            expression = metric.expression(rule.labels)
+        except ValueError as error:  # a row saved before label names were checked: left out, and said so
+            lines.append(f"      # left out {_text(rule.rule_name)}: {_text(error)}")
             continue
         threshold = texts.number(rule.threshold)
         value, limit = "{{ $value }}", f"{rule.operator} {threshold}"
         summary = f"{metric.title_ko} {value} (임계값 {limit}) / {metric.title_en} {value} (threshold {limit})"
         lines += [
             f"      - alert: {_text(rule.rule_name)}",
-            f"        expr: {_text(f'{metric.expression(rule.labels)} {rule.operator} {threshold}')}",
+            f"        expr: {_text(f'{expression} {rule.operator} {threshold}')}",
             f"        for: {_text(prometheus_duration(rule.for_seconds))}",
             "        labels:",
             f"          severity: {_text(rule.level)}",
@@ -51,5 +56,5 @@ def render(rules) -> str:
         lines += ["        annotations:", f"          summary: {_text(summary)}"]
         count += 1
     if count == 0:
-        lines[-1] = "    rules: []"
+        lines[header] = "    rules: []"
     return "\n".join(lines) + "\n"

@@ -9,7 +9,7 @@ from rest_framework import serializers
 
 from incidents.models import EscalationPolicy
 from monitoring.models import MAX_FOR_SECONDS, AlertRule, Level, Operator, RuleSeries
-from monitoring.sources import canonical_name, evaluable_metrics
+from monitoring.sources import canonical_name, evaluable_metrics, label_problem
 
 
 class LabelValueField(serializers.CharField):
@@ -50,6 +50,14 @@ class AlertRuleIn(serializers.Serializer):
         if not math.isfinite(value):
             raise serializers.ValidationError("The threshold must be a finite number.")
         return value
+
+    def validate(self, attrs: dict) -> dict:
+        """Labels name the metric's labels (a change of one without the other is checked by the model)."""
+        if attrs.get("labels") and "metric" in attrs:
+            problem = label_problem(evaluable_metrics()[attrs["metric"]], attrs["labels"])
+            if problem:
+                raise serializers.ValidationError({"labels": problem})
+        return attrs
 
 
 class RuleSeriesOut(serializers.ModelSerializer):

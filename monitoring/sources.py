@@ -8,7 +8,8 @@ so that the CPU reading of one run is one reading.
 `aicc_api_duration_seconds` is the API's response time: the 95th percentile of the requests answered
 since the previous evaluation, per method and URL pattern, summed over every process (the
 multiprocess histogram), interpolated inside a bucket as Prometheus's histogram_quantile does. A route
-with no request in the window has no value (like PromQL's NaN), so its rule clears.
+with no request in the window has no value (like PromQL's NaN); the evaluation counts that absence as a
+clear only once it has lasted the rule's hold (services.hold_seconds).
 
 More metrics: `register(EvaluableMetric(...))` in code, or `MONITORING_EXTRA_METRICS` in settings
 (`{"name": "dotted.path.to.function"}` or `{"name": {"read": ..., "unit": "%", ...}}`), which is how
@@ -18,6 +19,7 @@ the tests give rules a value they control.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -36,6 +38,7 @@ Readings = dict[Labels, float]
 
 API_DURATION = "aicc_api_duration_seconds"
 API_QUANTILE = 0.95
+LABEL_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
 
 
 def series(**labels: str) -> Labels:
@@ -60,6 +63,11 @@ class EvaluableMetric:
     label_names: tuple[str, ...] = field(default=())
 
     def expression(self, labels: dict) -> str:
+        """The PromQL of a rule on these labels. Names were checked by `label_problem` when the rule was
+        saved; one that is not a label name (a row written before the check) is refused, never pasted."""
+        bad = [name for name in labels if not LABEL_NAME.fullmatch(str(name))]
+        if bad:
+            raise ValueError(f"not a label name: {bad[0]!r}")
         selector = "{" + ",".join(f'{name}="{_escape(value)}"' for name, value in sorted(labels.items())) + "}"
         if self.promql:
             return self.promql.replace("{labels}", selector if labels else "")
@@ -67,6 +75,7 @@ class EvaluableMetric:
 
 
 def _escape(value) -> str:
+    """A PromQL double-quoted string's content: backslash first, then the quote and the newline."""
     return str(value).replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
 
 
@@ -92,7 +101,9 @@ def evaluable_metrics() -> dict[str, EvaluableMetric]:
     for name, spec in getattr(settings, "MONITORING_EXTRA_METRICS", {}).items():
         spec = {"read": spec} if isinstance(spec, str) else dict(spec)
         titles = {"title_en": spec.get("title_en", name), "title_ko": spec.get("title_ko", name)}
-        extra[name] = EvaluableMetric(name, **titles, unit=spec.get("unit", ""), read=import_string(spec["read"]))
+        label_names = tuple(spec.get("label_names", ()))
+        read = import_string(spec["read"])
+        extra[name] = EvaluableMetric(name, **titles, unit=spec.get("unit", ""), read=read, label_names=label_names)
     return {**_REGISTRY, **extra}
 
 
@@ -102,6 +113,19 @@ def metric_named(name: str) -> EvaluableMetric | None:
 
 def canonical_name(name: str) -> str:
     return ALIASES.get(name, name)
+
+
+def label_problem(metric: EvaluableMetric, labels: dict) -> str:
+    """Why a rule's labels cannot select this metric's series ("" when they can). A name the metric does
+    not have would silently never match, and a name that is not a label name would be pasted into the
+    rendered PromQL (`x"} or vector(10) or y{z` always fires), so both are refused."""
+    for name in labels:
+        if not isinstance(name, str) or not LABEL_NAME.fullmatch(name):
+            return f"{name!r} is not a label name (letters, digits and _, not starting with a digit)."
+        if name not in metric.label_names:
+            known = ", ".join(metric.label_names) or "none: it has one series"
+            return f"{metric.name} has no label {name!r}; its labels: {known}."
+    return ""
 
 
 # --- reading -------------------------------------------------------------------------------------

@@ -13,6 +13,7 @@ from tests.monitoring import gauges
 def gauge(settings):
     settings.MONITORING_EXTRA_METRICS = {
         gauges.NAME: {"read": gauges.PATH, "unit": "%", "title_en": "CPU usage", "title_ko": "CPU 사용률"}
+        | {"label_names": ["queue", "host", "route"]}
     }
     gauges.reset()
     yield gauges

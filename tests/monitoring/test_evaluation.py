@@ -14,9 +14,11 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from incidents.models import Incident, IncidentState
+from incidents.services import acknowledge
 from monitoring.models import AlertRule, RuleSeries
 from monitoring.services import dedup_key, evaluate_rules
 from monitoring.sources import quantile
+from orchestrator.models import CallAttempt
 from tests.monitoring import gauges
 
 pytestmark = pytest.mark.django_db
@@ -40,8 +42,8 @@ def states(rule: AlertRule) -> dict[str, str]:
     return dict(RuleSeries.objects.filter(rule=rule).values_list("series_key", "state"))
 
 
-def incidents_of(rule: AlertRule, key: str = "") -> list[Incident]:
-    return list(Incident.objects.filter(dedup_key=dedup_key(rule, key)).order_by("pk"))
+def incidents_of(rule: AlertRule) -> list[Incident]:
+    return list(Incident.objects.filter(dedup_key=dedup_key(rule)).order_by("pk"))
 
 
 def test_a_breach_is_pending_for_for_seconds_then_fires_once_and_clearing_resolves(gauge, on_call):
@@ -68,9 +70,11 @@ def test_a_breach_is_pending_for_for_seconds_then_fires_once_and_clearing_resolv
     evaluate_rules(now=at(90))
     assert len(incidents_of(rule)) == 1
 
-    # when the gauge falls, the rule clears and the incident resolves
+    # when the gauge falls, the series is resolving; once clear for for_seconds, the incident resolves
     gauge.set_value(50)
     report = evaluate_rules(now=at(105))
+    assert (report.resolved, states(rule)) == (0, {"": "resolving"})
+    report = evaluate_rules(now=at(165))
     assert (report.resolved, states(rule)) == (1, {"": "inactive"})
     incident.refresh_from_db()
     assert incident.state == IncidentState.RESOLVED
@@ -90,7 +94,7 @@ def test_a_breach_that_clears_before_for_seconds_never_fires(gauge, on_call):
     assert incidents_of(rule) == []
 
 
-def test_labels_choose_the_series_and_each_series_is_its_own_incident(gauge, on_call):
+def test_labels_choose_the_series_and_one_rule_is_one_incident_listing_its_series(gauge, on_call):
     # given a rule on the calls queue only, and three series of which two breach
     rule = make_rule(labels={"queue": "calls"}, for_seconds=0, threshold=10)
     gauge.set_value(50, queue="calls", host="a")
@@ -99,17 +103,120 @@ def test_labels_choose_the_series_and_each_series_is_its_own_incident(gauge, on_
 
     evaluate_rules(now=at(0))
 
-    # then only the calls series fire, each with its own incident
+    # then only the calls series fire, under one incident whose alerts name both
     assert states(rule) == {"host=a,queue=calls": "firing", "host=b,queue=calls": "firing"}
-    assert len(incidents_of(rule, "host=a,queue=calls")) == 1
-    assert len(incidents_of(rule, "host=b,queue=calls")) == 1
-    assert Incident.objects.count() == 2
+    [incident] = incidents_of(rule)
+    assert Incident.objects.count() == 1
+    assert "2 series" in incident.summary
+    alerted = {alert.payload["series"] for alert in incident.alerts.all()}
+    assert alerted == {"host=a,queue=calls", "host=b,queue=calls"}
 
-    # when one series is no longer reported, its incident resolves like a clear
+    # when one series is no longer reported, it keeps firing for the hold, then is forgotten; the rule still fires
     gauge.remove(queue="calls", host="b")
     evaluate_rules(now=at(15))
+    assert states(rule) == {"host=a,queue=calls": "firing", "host=b,queue=calls": "resolving"}
+    evaluate_rules(now=at(30))
     assert states(rule) == {"host=a,queue=calls": "firing"}
-    assert incidents_of(rule, "host=b,queue=calls")[0].state == IncidentState.RESOLVED
+    incident.refresh_from_db()
+    assert incident.state == IncidentState.TRIGGERED
+
+    # when the last series clears and stays clear for the hold, the incident resolves
+    gauge.set_value(1, queue="calls", host="a")
+    evaluate_rules(now=at(45))
+    incident.refresh_from_db()
+    assert incident.state == IncidentState.TRIGGERED
+    evaluate_rules(now=at(60))
+    incident.refresh_from_db()
+    assert incident.state == IncidentState.RESOLVED
+
+
+def test_a_rule_over_twenty_series_opens_one_incident_and_places_one_call(gauge, on_call):
+    # given a critical rule watching every route, and a slow database making 20 routes slow at once
+    rule = make_rule(for_seconds=0)
+    for number in range(20):
+        gauge.set_value(95, route=f"/api/v1/r{number}")
+
+    evaluate_rules(now=at(0))
+    evaluate_rules(now=at(15))
+
+    # then one incident, one phone call, and every firing series is listed on it
+    [incident] = incidents_of(rule)
+    assert Incident.objects.count() == 1
+    assert CallAttempt.objects.filter(incident=incident).count() == 1
+    assert len({alert.payload["series"] for alert in incident.alerts.all()}) == 20
+    assert "20 series" in incident.summary
+
+
+def test_a_flapping_rule_keeps_its_acknowledged_incident_and_calls_nobody_again(gauge, on_call):
+    # given a critical rule "above 80 for 60 s" that fired and whose incident the on-call acknowledged
+    rule = make_rule()
+    gauge.set_value(95)
+    evaluate_rules(now=at(0))
+    evaluate_rules(now=at(60))
+    [incident] = incidents_of(rule)
+    acknowledge(incident.pk, actor="Kim")
+
+    # when one evaluation sees 79, then the gauge is back at 95 twice
+    gauge.set_value(79)
+    evaluate_rules(now=at(75))
+    incident.refresh_from_db()
+    assert incident.state == IncidentState.ACKNOWLEDGED  # one clear is not yet a resolution
+    gauge.set_value(95)
+    evaluate_rules(now=at(90))
+    evaluate_rules(now=at(150))
+
+    # then still the one incident, acknowledged, and only the first call was placed
+    [same] = incidents_of(rule)
+    assert same.pk == incident.pk and same.state == IncidentState.ACKNOWLEDGED
+    assert CallAttempt.objects.filter(incident__in=Incident.objects.all()).count() == 1
+    assert states(rule) == {"": "firing"}
+
+
+def test_a_clear_resolves_only_once_it_has_held_for_for_seconds(gauge, on_call):
+    rule = make_rule()
+    gauge.set_value(95)
+    evaluate_rules(now=at(0))
+    evaluate_rules(now=at(60))
+    [incident] = incidents_of(rule)
+
+    gauge.set_value(50)
+    evaluate_rules(now=at(75))
+    evaluate_rules(now=at(120))  # clear for 45 s of the 60
+    incident.refresh_from_db()
+    assert (incident.state, states(rule)) == (IncidentState.TRIGGERED, {"": "resolving"})
+
+    evaluate_rules(now=at(135))  # clear for 60 s
+    incident.refresh_from_db()
+    assert (incident.state, states(rule)) == (IncidentState.RESOLVED, {"": "inactive"})
+
+
+def test_a_series_without_data_is_not_a_clear_until_it_has_been_absent_for_the_hold(gauge, on_call):
+    # given a response-time-like rule firing on one route
+    rule = make_rule(for_seconds=30)
+    gauge.set_value(9, route="/api/v1/incidents")
+    rule.threshold = 5
+    rule.save()
+    evaluate_rules(now=at(0))
+    evaluate_rules(now=at(30))
+    [incident] = incidents_of(rule)
+
+    # when no request comes for 15 s (the series disappears), the incident stays open
+    gauge.remove(route="/api/v1/incidents")
+    evaluate_rules(now=at(45))
+    incident.refresh_from_db()
+    assert incident.state == IncidentState.TRIGGERED
+
+    # and when a slow request comes again, it is the same incident
+    gauge.set_value(8, route="/api/v1/incidents")
+    evaluate_rules(now=at(60))
+    assert incidents_of(rule) == [incident]
+
+    # when it stays absent for the hold, the rule resolves
+    gauge.remove(route="/api/v1/incidents")
+    evaluate_rules(now=at(75))
+    evaluate_rules(now=at(105))
+    incident.refresh_from_db()
+    assert incident.state == IncidentState.RESOLVED
 
 
 def test_the_state_is_in_the_database_so_a_restarted_evaluator_carries_on(gauge, on_call):

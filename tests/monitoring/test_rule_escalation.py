@@ -22,6 +22,12 @@ def beat_until(check, what: str):
     return wait_until(lambda: (evaluate_rules.delay(), check())[1], interval=0.25, timeout=20, what=what)
 
 
+@pytest.fixture(autouse=True)
+def short_interval(settings):
+    """A clear holds for at least one evaluation interval before it resolves: half a second here."""
+    settings.RULE_EVALUATION_SECONDS = 0.5
+
+
 def rule(**fields) -> AlertRule:
     values = {"rule_name": "cpu", "metric": "test_gauge", "operator": ">", "threshold": 80, "for_seconds": 1}
     created = AlertRule(**{**values, **fields})
@@ -36,7 +42,7 @@ def test_a_critical_rule_crossed_for_for_seconds_opens_one_incident_that_rings_a
     carrier.set_scenario(kim.phone, Scenario.PRESS_1)
     factories.policy(kim)
     cpu = rule()
-    key = dedup_key(cpu, "")
+    key = dedup_key(cpu)
 
     # when: the gauge goes to 92 and beat keeps evaluating
     gauge.set_value(92)
@@ -59,7 +65,7 @@ def test_a_critical_rule_crossed_for_for_seconds_opens_one_incident_that_rings_a
     # when: the gauge falls
     gauge.set_value(40)
 
-    # then: the incident resolves, and still only one call was placed
+    # then: once the clear has held, the incident resolves, and still only one call was placed
     beat_until(lambda: Incident.objects.filter(pk=incident.pk, state=IncidentState.RESOLVED).exists(), "resolved")
     assert Incident.objects.count() == 1
     assert len(carrier.calls) == 1

@@ -52,6 +52,9 @@ def test_a_rule_in_the_seeds_shape_is_created_and_read_back(system_client):
         ({"for_seconds": "five minutes"}, "for_seconds"),
         ({"level": "panic"}, "level"),
         ({"labels": ["queue"]}, "labels"),
+        ({"labels": {"nonexistent": "v"}}, "labels"),  # the CPU metric has no such label: it would never match
+        ({"labels": {'queue="calls"} or vector(10) or x{y': "v"}}, "labels"),  # not a label name: PromQL injection
+        ({"metric": "aicc_celery_queue_depth", "labels": {"queue ": "calls"}}, "labels"),
         ({"policy": 999999}, "policy"),
     ],
 )
@@ -136,7 +139,7 @@ def test_the_rules_render_as_a_prometheus_rule_file(system_client):
         format="json",
     )
     api_rule = {"rule_name": "slow api", "metric": "aicc_api_duration_seconds", "threshold": 5, "operator": ">"}
-    api_rule |= {"labels": {"route": '/api/v1/"x"'}, "level": "warning", "for_seconds": 90}
+    api_rule |= {"labels": {"route": '/api/v1/"x"\\'}, "level": "warning", "for_seconds": 90}
     system_client.post("/api/v1/alert-rules", api_rule, format="json")
     off = {**CPU_RULE, "rule_name": "off", "enabled": False}
     system_client.post("/api/v1/alert-rules", off, format="json")
@@ -158,6 +161,23 @@ def test_the_rules_render_as_a_prometheus_rule_file(system_client):
     slow = rules["slow api"]
     assert slow["expr"] == (
         "histogram_quantile(0.95, sum by (le, method, route) "
-        '(rate(aicc_api_duration_seconds_bucket{route="/api/v1/\\"x\\""}[5m]))) > 5'
-    )
+        '(rate(aicc_api_duration_seconds_bucket{route="/api/v1/\\"x\\"\\\\"}[5m]))) > 5'
+    )  # the value's double quote and backslash are escaped as PromQL strings want
     assert (slow["for"], slow["labels"]["severity"]) == ("90s", "warning")
+
+
+def test_a_label_the_metric_has_is_accepted_and_the_error_names_the_known_ones(system_client):
+    # given: the queue-depth metric, whose series are labelled by queue
+    rule = {"rule_name": "backlog", "metric": "aicc_celery_queue_depth", "threshold": 100, "operator": ">"}
+
+    # when: a rule names the queue label, it is accepted; when it names another label, the 400 says which exist
+    assert (
+        system_client.post("/api/v1/alert-rules", {**rule, "labels": {"queue": "calls"}}, format="json").status_code
+        == 201
+    )
+    refused = system_client.post(
+        "/api/v1/alert-rules", {**rule, "rule_name": "b2", "labels": {"host": "a"}}, format="json"
+    )
+
+    assert refused.status_code == 400
+    assert "queue" in str(refused.json()["error"]["fields"]["labels"])
