@@ -8,6 +8,7 @@ import yaml
 from rest_framework.test import APIClient
 
 from accounts.models import Role
+from monitoring.models import AlertRule
 from tests import factories
 from tests.accounts.helpers import person
 
@@ -181,3 +182,27 @@ def test_a_label_the_metric_has_is_accepted_and_the_error_names_the_known_ones(s
 
     assert refused.status_code == 400
     assert "queue" in str(refused.json()["error"]["fields"]["labels"])
+
+
+def test_patching_labels_the_metric_lacks_is_a_400_naming_labels(system_client):
+    created = system_client.post("/api/v1/alert-rules", CPU_RULE, format="json").json()
+
+    response = system_client.patch(
+        f"/api/v1/alert-rules/{created['id']}", {"labels": {"nonexistent": "v"}}, format="json"
+    )
+
+    assert response.status_code == 400
+    assert list(response.json()["error"]["fields"]) == ["labels"]
+
+
+def test_a_stored_rule_with_a_bad_label_name_is_left_out_of_the_rule_file_never_pasted(system_client):
+    # given: a rule row written before label names were checked, whose name would inject PromQL
+    created = system_client.post("/api/v1/alert-rules", CPU_RULE, format="json").json()
+    AlertRule.objects.filter(pk=created["id"]).update(labels={'q="x"} or vector(10) or x{y': "v"})
+
+    # when: the rule file is rendered, the rule is left out with a comment, and the file stays valid YAML
+    text = system_client.get("/api/v1/alert-rules/prometheus.yml").content.decode()
+
+    assert [line for line in text.splitlines() if "expr:" in line] == []
+    assert yaml.safe_load(text)["groups"][0]["rules"] == []
+    assert "# left out" in text
