@@ -9,6 +9,7 @@ from __future__ import annotations
 import gzip
 import json
 import logging
+import secrets
 import shutil
 import tempfile
 from datetime import datetime, timedelta
@@ -243,8 +244,8 @@ def _queue(recording: Recording) -> Recording:
 
 def process(recording_id: int) -> None:
     """Idempotent: only a recording still `processing` is worked on, and the row moves to `stored`
-    only after the new object is fully written. A rerun after a crash redoes the work and writes
-    the same keys."""
+    only after the new object is fully written. Each try writes under a key of its own, so two tries
+    of one recording (a redelivered task) never overwrite each other; the one that loses removes its object."""
     recording = Recording.objects.filter(pk=recording_id).first()
     if recording is None or recording.status != Status.PROCESSING:
         return
@@ -271,7 +272,16 @@ def _decrypt_to(recording: Recording, target: Path) -> None:
         source.close()
 
 
+def _final_key(folder: str, recording_id: int, suffix: str) -> str:
+    """A storage key of this try alone: a redelivered task runs a second try at the same time, and
+    were both to write one key, the loser would overwrite the object the winner's row points at
+    (sealed under the winner's data key) and leave the recording unreadable."""
+    return f"{folder}/{recording_id}.{secrets.token_hex(6)}.{suffix}"
+
+
 def _store_final(recording: Recording, path: Path, key: str, fields: dict) -> None:
+    """Writes the object under this try's own `key`, then points the row at it if the row is still
+    `processing`; a try that lost the race deletes what it wrote (the winner's object stays)."""
     data_key, wrapped = crypto.new_data_key()
     store = get_storage()
     with path.open("rb") as plain:
@@ -280,18 +290,22 @@ def _store_final(recording: Recording, path: Path, key: str, fields: dict) -> No
     old_key = None
     with transaction.atomic():
         row = _recording(recording.pk, lock=True)
-        if row.status != Status.PROCESSING:
-            return  # another worker finished it first; the object it wrote is the same
-        old_key = row.storage_key if row.storage_key != key else None
-        for name, value in fields.items():
-            setattr(row, name, value)
-        _point_at(row, store.name, key, wrapped, sealed)
-        row.status, row.stored_at, row.failure_reason = Status.STORED, timezone.now(), ""
-        row.retention_until = row.stored_at + timedelta(days=retention_days(row))
-        row.save()
-        metrics.recording_stored(row)
-        if row.kind == Kind.CHAT:
-            row.messages.all().delete()
+        lost = row.status != Status.PROCESSING  # another try stored it first
+        if not lost:
+            old_key = row.storage_key if row.storage_key != key else None
+            for name, value in fields.items():
+                setattr(row, name, value)
+            _point_at(row, store.name, key, wrapped, sealed)
+            row.status, row.stored_at, row.failure_reason = Status.STORED, timezone.now(), ""
+            row.retention_until = row.stored_at + timedelta(days=retention_days(row))
+            row.save()
+            metrics.recording_stored(row)
+            if row.kind == Kind.CHAT:
+                row.messages.all().delete()
+    if lost:
+        store.delete(key)
+        logger.info("recording already processed by another try", extra={"recording_id": recording.pk})
+        return
     if old_key:
         transaction.on_commit(lambda: store.delete(old_key))
 
@@ -312,7 +326,7 @@ def _process_voice(recording: Recording, work: Path) -> None:
         "channels": result.output.channels,
         "duration_seconds": round(result.source.duration_seconds, 3),
     }
-    _store_final(recording, output, f"voice/{recording.pk}.{result.output_format}.enc", fields)
+    _store_final(recording, output, _final_key("voice", recording.pk, f"{result.output_format}.enc"), fields)
 
 
 def _process_chat(recording: Recording, work: Path) -> None:
@@ -330,7 +344,7 @@ def _process_chat(recording: Recording, work: Path) -> None:
     with gzip.open(output, "wt", encoding="utf-8") as out:
         json.dump(log, out, ensure_ascii=False)
     fields = {"format": "json.gz", "source_format": "json", "codec": "gzip"}
-    _store_final(recording, output, f"chat/{recording.pk}.json.gz.enc", fields)
+    _store_final(recording, output, _final_key("chat", recording.pk, "json.gz.enc"), fields)
 
 
 def mark_failed(recording_id: int, reason: str) -> None:
