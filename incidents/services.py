@@ -227,6 +227,12 @@ def ensure_seed_policy() -> EscalationPolicy | None:
                 return _create_seed_policy(numbers)
         except IntegrityError:
             logger.info("another request created the seed policy first; using theirs")
+        except ValidationError:
+            # full_clean() checks the unique name and the one-default constraint itself: when the
+            # other first alert committed in between, that check (not the insert) is what fails
+            if not EscalationPolicy.objects.filter(name=SEED_POLICY_NAME).exists():
+                raise
+            logger.info("another request created the seed policy first; using theirs")
     raise DomainError("The seed policy could not be created; try again.", code="seed_policy_conflict")
 
 
