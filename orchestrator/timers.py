@@ -22,6 +22,7 @@ from orchestrator.services import _advance_locked, _clear_deadline, _set_deadlin
 
 logger = logging.getLogger(__name__)
 
+
 def check_deadline(incident_id: int, step: int) -> CallAttempt | None:
     """A countdown task or the sweep: acts when this step's deadline has really passed."""
     with transaction.atomic():
@@ -108,5 +109,3 @@ def repair_missing_deadlines(limit: int = 100) -> list[int]:
             _set_deadline(incident, 0)
             repaired.append(incident.pk)
     return repaired
-
-
