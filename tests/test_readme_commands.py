@@ -32,9 +32,10 @@ EXERCISED_ELSEWHERE = {
     "make clean": "deletes .venv and the embedded databases; nothing to check on a copy",
 }
 NOT_COPIED = {".git", ".venv", "var", ".env", ".pytest_cache", ".ruff_cache", "__pycache__", "node_modules"}
-# Left out of the fresh clone's environment: the test run's own configuration.
+# Left out of the fresh clone's environment: the test run's own configuration, and make's own
+# variables (under `make test` a nested make would print "Entering directory" lines a user never sees).
 TEST_RUN_VARIABLES = re.compile(
-    r"^(DEBUG|SECRET_KEY|DATABASE_URL|REDIS_URL|TEST_.*|CACHE_URL|CELERY_.*|DJANGO_.*|SECURE_.*|PUBLIC_BASE_URL|"
+    r"^(MAKELEVEL|MAKEFLAGS|MFLAGS|MAKEOVERRIDES|DEBUG|SECRET_KEY|DATABASE_URL|REDIS_URL|TEST_.*|CACHE_URL|CELERY_.*|DJANGO_.*|SECURE_.*|PUBLIC_BASE_URL|"
     r"TWILIO_.*|VONAGE_.*|VOICE_.*|FLOWER_.*|WEB_PORT|EMBEDDED_REDIS_PORT|CARRIER_SIMULATOR_PORT|PYTEST_.*)$"
 )
 

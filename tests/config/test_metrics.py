@@ -167,9 +167,13 @@ def start_worker_process(queue: str) -> subprocess.Popen:
 
 def test_one_scrape_adds_up_the_worker_thread_and_a_separate_worker_process(celery_worker, settings):
     from config.celery import app as celery_app
+    from config.prometheus import remove_files_of_dead_processes
 
     web = Client()
     task = {"task": "config.beat_heartbeat", "state": "SUCCESS"}
+    # the new worker removes the files of processes that are gone (an earlier test's worker) when it
+    # starts: done first here, so the count before and after compare the same set of processes
+    remove_files_of_dead_processes()
     before = value(scrape(web, settings), "aicc_celery_task_duration_seconds_count", **task)
     # given a second worker, a separate process, on a queue of its own (the thread worker does not read it)
     queue = f"metrics-test-{os.getpid()}"
