@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from abc import ABCMeta, abstractmethod
 
 from django.conf import settings
 from rest_framework.throttling import SimpleRateThrottle
@@ -22,7 +23,7 @@ from accounts.client import client_address
 logger = logging.getLogger(__name__)
 
 
-class SettingsRateThrottle(SimpleRateThrottle):
+class SettingsRateThrottle(SimpleRateThrottle, metaclass=ABCMeta):
     """A throttle whose rate is the Django setting named `rate_setting`, keyed by `ident(request)`."""
 
     rate_setting: str = ""
@@ -37,9 +38,9 @@ class SettingsRateThrottle(SimpleRateThrottle):
     def get_ident(self, request) -> str | None:
         return client_address(request)
 
+    @abstractmethod
     def ident(self, request, view) -> str | None:
         """What is counted: an address, an account, a key. None: this throttle does not apply."""
-        raise NotImplementedError
 
     def get_cache_key(self, request, view) -> str | None:
         ident = self.ident(request, view)

@@ -13,6 +13,7 @@ its serializers and `do_<method>` functions, and list it in integrations/provide
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -64,7 +65,7 @@ class CallContext:
     timeout: tuple[float, float] | None = None  # (connect, read); None: the settings' default
 
 
-class Provider:
+class Provider(ABC):
     """Subclasses set the class attributes and write one `do_<method>(integration, data, context)` each."""
 
     name: str = ""
@@ -110,8 +111,10 @@ class Provider:
     def call(self, integration: Integration, method: str, data: dict, context: CallContext) -> Result:
         return getattr(self, f"do_{method}")(integration, data, context)
 
+    @abstractmethod
     def event_input(self, integration: Integration, event: str, payload: dict, context: CallContext) -> dict:
-        raise NotImplementedError
+        """The method input that tells this provider about one of our events (each provider says it
+        its own way: a webhook body, a Slack message, an email)."""
 
 
 def _first(problems: Any) -> str:
