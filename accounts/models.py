@@ -199,6 +199,7 @@ class AuditAction(models.TextChoices):
     INTEGRATION_CHANGED = "integration_changed", "Integration created or changed"
     DRILL_STARTED = "drill_started", "Drill started"
     RECORDING_DOWNLOADED = "recording_downloaded", "Recording downloaded"
+    RECORDING_CHANGED = "recording_changed", "Recording legal hold or retention changed"
 
 
 class AuditEvent(models.Model):

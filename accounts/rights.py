@@ -34,8 +34,8 @@ _ADMIN_RIGHTS: dict[str, frozenset[str]] = {
     "integrations.integration": EVERYTHING,
     "integrations.outboundmessage": frozenset({VIEW, CHANGE}),  # change: retry
     "integrations.deliveryattempt": READ_ONLY,
-    # metadata only: the media is heard through the audited download API
-    "recordings.recording": READ_ONLY,
+    # metadata and a player (through the audited download path); change: the legal-hold actions
+    "recordings.recording": frozenset({VIEW, CHANGE}),
     "monitoring.alertrule": EVERYTHING,
     "monitoring.ruleseries": READ_ONLY,  # shown inside its rule's page
 }

@@ -460,6 +460,13 @@ RECORDINGS_DEFAULT_QUALITY = env.str("RECORDINGS_DEFAULT_QUALITY", default="stan
 RECORDINGS_RETENTION_DAYS_VOICE = env.int("RECORDINGS_RETENTION_DAYS_VOICE", default=365)
 RECORDINGS_RETENTION_DAYS_CHAT = env.int("RECORDINGS_RETENTION_DAYS_CHAT", default=365)
 RECORDINGS_PURGE_INTERVAL_SECONDS = env.float("RECORDINGS_PURGE_INTERVAL_SECONDS", default=3600.0)
+# Work queued and not finished after this long is queued again (longer than a recordings task may
+# run: 10 min), at most RECORDINGS_MAX_WORK_TRIES times in all; then the recording is marked failed.
+RECORDINGS_STALLED_AFTER_SECONDS = env.float("RECORDINGS_STALLED_AFTER_SECONDS", default=900.0)
+RECORDINGS_MAX_WORK_TRIES = env.int("RECORDINGS_MAX_WORK_TRIES", default=3)
+# A stopped carrier recording whose "ready" callback has not come after this long is marked failed.
+RECORDINGS_CARRIER_CALLBACK_WAIT_SECONDS = env.float("RECORDINGS_CARRIER_CALLBACK_WAIT_SECONDS", default=3600.0)
+RECORDINGS_RESUME_INTERVAL_SECONDS = env.float("RECORDINGS_RESUME_INTERVAL_SECONDS", default=300.0)
 
 # --- Metrics: /metrics in Prometheus's text format (config/metrics.py) ------------------------
 # Every process counts into files here (prometheus-client's multiprocess mode, config/prometheus.py) and
@@ -555,6 +562,12 @@ CELERY_BEAT_SCHEDULE = {
         "task": "recordings.purge_expired",
         "schedule": RECORDINGS_PURGE_INTERVAL_SECONDS,
         "options": {"expire_seconds": int(RECORDINGS_PURGE_INTERVAL_SECONDS)},
+    },
+    # Recordings whose processing or carrier download was queued and never finished.
+    "resume-stalled-recordings": {
+        "task": "recordings.resume_stalled",
+        "schedule": RECORDINGS_RESUME_INTERVAL_SECONDS,
+        "options": {"expire_seconds": int(RECORDINGS_RESUME_INTERVAL_SECONDS)},
     },
     # Alert rules: pending -> firing after for_seconds; critical ones open incidents. Expired when late.
     "evaluate-alert-rules": {

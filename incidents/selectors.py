@@ -72,3 +72,8 @@ def incident_detail(incident_id: int) -> Incident:
     if incident is None:
         raise NotFound(f"Incident {incident_id} does not exist.")
     return incident
+
+
+def is_drill_incident(incident_id: int) -> bool:
+    """Drills tell nobody outside: other apps ask before publishing about something a drill made."""
+    return Incident.objects.filter(pk=incident_id, is_drill=True).exists()

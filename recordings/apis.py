@@ -7,7 +7,6 @@ and every download is audited; AGENT and up (or recordings:write) record.
 from __future__ import annotations
 
 from django.conf import settings
-from django.http import StreamingHttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
 from rest_framework import status
@@ -15,12 +14,12 @@ from rest_framework.parsers import MultiPartParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from accounts import audit
-from accounts.models import AuditAction, Role, Scope
-from accounts.permissions import scope_or_role
+from accounts.models import Role, Scope
+from accounts.permissions import role_only, scope_or_role
 from config.errors import InvalidInput
-from recordings import selectors, services
+from recordings import compliance, downloads, selectors, services
 from recordings.serializers import (
+    ChangeRecordingIn,
     ChatMessageIn,
     OpenChatIn,
     RecordingFilterIn,
@@ -32,6 +31,8 @@ from recordings.serializers import (
 CanReadRecordings = scope_or_role(Scope.RECORDINGS_READ, Role.VIEWER)
 CanDownloadRecordings = scope_or_role(Scope.RECORDINGS_READ, Role.SUPERVISOR)
 CanRecord = scope_or_role(Scope.RECORDINGS_WRITE, Role.AGENT)
+# legal hold and retention: a compliance decision, made by a signed-in ADMIN (never an API key)
+CanKeep = role_only(Role.ADMIN)
 TAGS = ["recordings"]
 
 
@@ -67,9 +68,24 @@ class RecordingListApi(APIView):
 class RecordingDetailApi(APIView):
     permission_classes = [CanReadRecordings]
 
+    def get_permissions(self):
+        return [CanKeep()] if self.request.method == "PATCH" else super().get_permissions()
+
     @extend_schema(summary="Read a recording's metadata", tags=TAGS, responses=RecordingOut)
     def get(self, request, recording_id: int):
         return Response(RecordingOut(selectors.recording_get(recording_id)).data)
+
+    @extend_schema(
+        summary="Place or lift a legal hold, or change how long the recording is kept (ADMIN; audited)",
+        tags=TAGS,
+        request=ChangeRecordingIn,
+        responses=RecordingOut,
+    )
+    def patch(self, request, recording_id: int):
+        body = ChangeRecordingIn(data=request.data)
+        body.is_valid(raise_exception=True)
+        recording = compliance.change_retention(recording_id, **body.validated_data, actor=request.user)
+        return Response(RecordingOut(recording).data)
 
 
 class VoiceStartApi(APIView):
@@ -182,22 +198,4 @@ class RecordingDownloadApi(APIView):
         responses={(200, "application/octet-stream"): OpenApiTypes.BINARY},
     )
     def get(self, request, recording_id: int):
-        download = selectors.open_download(recording_id, request.headers.get("Range"))
-        audit.record(
-            AuditAction.RECORDING_DOWNLOADED,
-            actor=request.user,
-            target=f"recording:{recording_id}",
-            data={"kind": download.recording.kind, "bytes": f"{download.start}-{download.end}/{download.total}"},
-        )
-        response = StreamingHttpResponse(
-            download.chunks,
-            status=206 if download.partial else 200,
-            content_type=download.content_type,
-        )
-        response["Content-Length"] = str(download.end - download.start + 1 if download.total else 0)
-        response["Content-Disposition"] = f'attachment; filename="{download.filename}"'
-        response["Accept-Ranges"] = "bytes"
-        response["Cache-Control"] = "no-store"
-        if download.partial:
-            response["Content-Range"] = f"bytes {download.start}-{download.end}/{download.total}"
-        return response
+        return downloads.audited_response(request.user, recording_id, request.headers.get("Range"))

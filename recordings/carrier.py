@@ -148,6 +148,7 @@ def recording_ready(token: str, ready: CarrierRecording) -> Recording:
         row.carrier_media_url = ready.media_url[:500]
         row.carrier_call_id = row.carrier_call_id or ready.call_id[:64]
         row.status, row.stopped_at = Status.PROCESSING, row.stopped_at or timezone.now()
+        row.work_queued_at, row.work_tries = timezone.now(), row.work_tries + 1
         row.save()
         enqueue_on_commit(FETCH_TASK, row.pk)
         return row

@@ -82,6 +82,11 @@ class Recording(models.Model):
     legal_hold = models.BooleanField(default=False)
     purged_at = models.DateTimeField(null=True, blank=True)
     purge_reason = models.CharField(max_length=200, blank=True)
+    # The last time work (a fetch or processing) was queued for this row, and how many times: the
+    # sweep re-queues work that never finished (a lost message, a worker killed for good) and gives
+    # up after RECORDINGS_MAX_WORK_TRIES.
+    work_queued_at = models.DateTimeField(null=True, blank=True, db_index=True)
+    work_tries = models.PositiveSmallIntegerField(default=0)
 
     class Meta:
         ordering = ["-created_at", "-pk"]

@@ -31,6 +31,23 @@ class ChatMessageIn(serializers.Serializer):
     sent_at = serializers.DateTimeField()
 
 
+class ChangeRecordingIn(serializers.Serializer):
+    legal_hold = serializers.BooleanField(required=False, help_text="true: never purged until lifted")
+    retention_days = serializers.IntegerField(
+        min_value=1,
+        max_value=36500,
+        required=False,
+        allow_null=True,
+        help_text="days kept after it was stored; null: the kind's default from settings",
+    )
+
+    def validate(self, data):
+        given = {name: value for name, value in data.items() if name in self.initial_data}
+        if not given:
+            raise serializers.ValidationError("Give legal_hold and/or retention_days.")
+        return given
+
+
 class RecordingFilterIn(serializers.Serializer):
     session_id = serializers.CharField(max_length=200, required=False)
     agent_id = serializers.CharField(max_length=200, required=False)
@@ -48,7 +65,7 @@ class RecordingOut(serializers.ModelSerializer):
 
     class Meta:
         model = Recording
-        exclude = ["id", "wrapped_key"]
+        exclude = ["id", "wrapped_key", "callback_token"]  # the token names the callback URL: never shown
 
 
 class StartedOut(serializers.Serializer):

@@ -22,7 +22,7 @@ from django.utils import timezone
 
 from config.celery_utils import enqueue_on_commit
 from config.errors import DomainError, InvalidInput, NotFound
-from recordings import audio, crypto, metrics
+from recordings import audio, compliance, crypto, events, metrics
 from recordings.models import ChatMessage, Kind, Recording, Status
 from recordings.storage import StorageError, get_storage
 
@@ -234,7 +234,8 @@ def close_chat(recording_id: int) -> Recording:
 
 def _queue(recording: Recording) -> Recording:
     recording.status, recording.stopped_at = Status.PROCESSING, timezone.now()
-    recording.save(update_fields=["status", "stopped_at"])
+    recording.work_queued_at, recording.work_tries = recording.stopped_at, 1
+    recording.save(update_fields=["status", "stopped_at", "work_queued_at", "work_tries"])
     enqueue_on_commit(PROCESS_TASK, recording.pk)
     return recording
 
@@ -297,9 +298,10 @@ def _store_final(recording: Recording, path: Path, key: str, fields: dict) -> No
                 setattr(row, name, value)
             _point_at(row, store.name, key, wrapped, sealed)
             row.status, row.stored_at, row.failure_reason = Status.STORED, timezone.now(), ""
-            row.retention_until = row.stored_at + timedelta(days=retention_days(row))
+            row.retention_until = row.stored_at + timedelta(days=compliance.days_kept(row))
             row.save()
             metrics.recording_stored(row)
+            events.publish_stored(row)
             if row.kind == Kind.CHAT:
                 row.messages.all().delete()
     if lost:
@@ -352,54 +354,12 @@ def mark_failed(recording_id: int, reason: str) -> None:
         row = _recording(recording_id, lock=True)
         if row.status == Status.PROCESSING:
             row.status, row.failure_reason = Status.FAILED, reason[:2000]
-            row.retention_until = timezone.now() + timedelta(days=retention_days(row))
+            row.retention_until = timezone.now() + timedelta(days=compliance.days_kept(row))
             row.save(update_fields=["status", "failure_reason", "retention_until"])
     logger.warning("recording failed", extra={"recording_id": recording_id, "reason": reason})
 
 
-# --- retention and keys ---------------------------------------------------------------------------
-
-
-def retention_days(recording: Recording) -> int:
-    if recording.retention_days:
-        return recording.retention_days
-    if recording.kind == Kind.CHAT:
-        return settings.RECORDINGS_RETENTION_DAYS_CHAT
-    return settings.RECORDINGS_RETENTION_DAYS_VOICE
-
-
-def purge_expired(now: datetime | None = None) -> int:
-    """Deletes the objects of recordings past their retention date, never one on legal hold. The row
-    stays as a tombstone (when and why) and loses its wrapped key, so no copy of the object that
-    survives anywhere (a backup, a version) can be decrypted any more."""
-    now = now or timezone.now()
-    due = Recording.objects.filter(
-        status__in=[Status.STORED, Status.FAILED], legal_hold=False, retention_until__lte=now
-    ).values_list("pk", flat=True)
-    purged = 0
-    for recording_id in list(due[:500]):
-        with transaction.atomic():
-            row = Recording.objects.select_for_update(skip_locked=True).filter(pk=recording_id).first()
-            if row is None or row.legal_hold or row.status not in (Status.STORED, Status.FAILED):
-                continue
-            if row.storage_key:
-                get_storage().delete(row.storage_key)
-            row.status, row.purged_at = Status.PURGED, now
-            row.purge_reason = f"retention expired ({retention_days(row)} days, until {row.retention_until:%Y-%m-%d})"
-            row.wrapped_key, row.storage_key = None, ""
-            row.save()
-            purged += 1
-    return purged
-
-
-def set_legal_hold(recording_id: int, *, hold: bool) -> Recording:
-    with transaction.atomic():
-        row = _recording(recording_id, lock=True)
-        if row.status == Status.PURGED:
-            raise DomainError(f"Recording {recording_id} was purged on {row.purged_at:%Y-%m-%d}; nothing to hold.")
-        row.legal_hold = hold
-        row.save(update_fields=["legal_hold"])
-        return row
+# --- keys ------------------------------------------------------------------------------------------
 
 
 def rewrap_keys(batch_size: int = 200) -> int:

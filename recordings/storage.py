@@ -100,10 +100,13 @@ class S3Storage:
                 retries={"total_max_attempts": settings.RECORDINGS_S3_MAX_ATTEMPTS, "mode": "standard"},
             ),
         )
-        # parts of 8 MiB, a few at a time: memory stays bounded whatever the file's size
+        # Parts of 8 MiB, a few at a time: memory stays bounded whatever the file's size. Our
+        # encrypted stream cannot be rewound, so boto3 buffers its parts in memory: at most 4 of them
+        # (its default of 10 let a 100 MB store grow the worker by ~90 MB; bench/recordings.py).
         self.transfer = TransferConfig(
             multipart_threshold=8 * 1024 * 1024, multipart_chunksize=8 * 1024 * 1024, max_concurrency=4
         )
+        self.transfer.max_in_memory_upload_chunks = 4
 
     def _key(self, key: str) -> str:
         return f"{self.prefix}{key}"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from celery import shared_task
 
-from recordings import carrier, services
+from recordings import carrier, compliance, resume, services
 from recordings.storage import StorageError
 
 MAX_RETRIES = 5
@@ -33,7 +33,13 @@ def process_upload(self, recording_id: int) -> None:
 
 @shared_task(name="recordings.purge_expired", ignore_result=True)
 def purge_expired() -> int:
-    return services.purge_expired()
+    return compliance.purge_expired()
+
+
+@shared_task(name="recordings.resume_stalled", ignore_result=True)
+def resume_stalled() -> dict:
+    result = resume.resume_stalled()
+    return {"requeued": result.requeued, "failed": result.failed}
 
 
 FETCH_MAX_RETRIES = 6

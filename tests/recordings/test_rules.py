@@ -10,7 +10,7 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 
 from accounts.models import Role
-from recordings import services
+from recordings import compliance, services
 from recordings.models import Kind, Recording, Status
 from recordings.storage import StorageError, get_storage
 from tests.accounts.helpers import person
@@ -145,14 +145,17 @@ def stored(system_client, tmp_path, **fields) -> Recording:
     return Recording.objects.get(pk=recording_id)
 
 
-def test_retention_purges_expired_objects_keeps_tombstones_and_spares_legal_hold(local_store, system_client, tmp_path):
+def test_retention_purges_expired_objects_keeps_tombstones_and_spares_legal_hold(
+    local_store, system_client, tmp_path, django_capture_on_commit_callbacks
+):
     past = timezone.now() - timedelta(days=1)
     expired = stored(system_client, tmp_path, retention_until=past)
     held = stored(system_client, tmp_path, retention_until=past, legal_hold=True)
     current = stored(system_client, tmp_path)
     assert current.retention_until > timezone.now() + timedelta(days=364)
 
-    purged = services.purge_expired()
+    with django_capture_on_commit_callbacks(execute=True):  # the object is deleted once the tombstone commits
+        purged = compliance.purge_expired()
 
     assert purged == 1
     expired_after = Recording.objects.get(pk=expired.pk)
@@ -177,7 +180,7 @@ def test_a_recording_may_carry_its_own_retention(local_store, system_client, set
     recording = Recording.objects.get(pk=recording_id)
 
     assert recording.retention_until - recording.stored_at == timedelta(days=7)
-    assert services.retention_days(Recording(kind=Kind.VOICE)) == 30
+    assert compliance.days_kept(Recording(kind=Kind.VOICE)) == 30
 
 
 # --- who may do what ------------------------------------------------------------------------------
