@@ -442,6 +442,13 @@ DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="oncall@localhost")
 # Empty: a development key derived from SECRET_KEY under DEBUG, an error outside DEBUG (on first use).
 RECORDINGS_MASTER_KEYS = env.str("RECORDINGS_MASTER_KEYS", default="")
 # S3 when a bucket is set, else encrypted files under RECORDINGS_LOCAL_DIR.
+# Optional: AWS KMS wraps the data keys instead of the ring (an alias, key id or ARN). Recordings
+# wrapped by the ring stay readable; `manage.py rewrap_recording_keys` moves them under KMS.
+RECORDINGS_KMS_KEY_ID = env.str("RECORDINGS_KMS_KEY_ID", default="")
+RECORDINGS_KMS_REGION = env.str("RECORDINGS_KMS_REGION", default="")
+RECORDINGS_KMS_ENDPOINT_URL = env.str("RECORDINGS_KMS_ENDPOINT_URL", default="")
+RECORDINGS_KMS_CONNECT_TIMEOUT = env.float("RECORDINGS_KMS_CONNECT_TIMEOUT", default=3.0)
+RECORDINGS_KMS_READ_TIMEOUT = env.float("RECORDINGS_KMS_READ_TIMEOUT", default=10.0)
 RECORDINGS_S3_BUCKET = env.str("RECORDINGS_S3_BUCKET", default="")
 RECORDINGS_S3_PREFIX = env.str("RECORDINGS_S3_PREFIX", default="recordings/")
 RECORDINGS_S3_REGION = env.str("RECORDINGS_S3_REGION", default="ap-northeast-2")

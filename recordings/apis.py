@@ -27,6 +27,7 @@ from recordings.serializers import (
     StartedOut,
     StartVoiceIn,
 )
+from recordings.storage import StorageError
 
 CanReadRecordings = scope_or_role(Scope.RECORDINGS_READ, Role.VIEWER)
 CanDownloadRecordings = scope_or_role(Scope.RECORDINGS_READ, Role.SUPERVISOR)
@@ -119,14 +120,19 @@ class RecordingAudioApi(APIView):
         declared = int(request.META.get("CONTENT_LENGTH") or 0)
         if declared > settings.RECORDINGS_MAX_UPLOAD_BYTES + 64 * 1024:  # room for multipart framing
             raise services.UploadTooLarge(services.too_large_message())
-        if request.content_type.startswith("multipart/form-data"):
-            upload = request.FILES.get("file")
-            if upload is None:
-                raise InvalidInput("The multipart form has no 'file' part.", fields={"file": "This field is required."})
-            with upload.open("rb") as source:
-                recording = services.upload_audio(recording_id, source)
-        else:
-            recording = services.upload_audio(recording_id, request.stream or _Empty())
+        try:
+            if request.content_type.startswith("multipart/form-data"):
+                upload = request.FILES.get("file")
+                if upload is None:
+                    raise InvalidInput(
+                        "The multipart form has no 'file' part.", fields={"file": "This field is required."}
+                    )
+                with upload.open("rb") as source:
+                    recording = services.upload_audio(recording_id, source)
+            else:
+                recording = services.upload_audio(recording_id, request.stream or _Empty())
+        except StorageError as exc:  # the store or the key service did not answer; nothing was kept
+            raise selectors.StoreUnavailable(f"The audio was not stored: {exc}. Send it again shortly.") from exc
         return Response(RecordingOut(recording).data)
 
 

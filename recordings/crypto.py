@@ -3,7 +3,8 @@
 Each stored object gets a fresh 256-bit data key. The data key is wrapped (AES-256-GCM) by a master
 key from the key ring in settings (RECORDINGS_MASTER_KEYS, "kid:base64key,...", newest first) and
 the wrapped key lives in the database beside the key id, never in the object. Rotating master keys
-re-wraps the data keys only (`manage.py rewrap_recording_keys`); the media is not touched.
+re-wraps the data keys only (`manage.py rewrap_recording_keys`); the media is not touched. With
+RECORDINGS_KMS_KEY_ID set, AWS KMS wraps the data keys instead (recordings.kms).
 
 Object layout: a header (magic, chunk size, 8-byte random nonce prefix), then chunks of
 `chunk_size` plaintext bytes, each sealed with its own nonce (prefix + 32-bit counter). The
@@ -27,6 +28,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from config import keyring
 from config.keyring import MasterKey
+from recordings import kms
 
 MAGIC = b"OCREC1"
 CHUNK_SIZE = 64 * 1024
@@ -88,6 +90,11 @@ def wrap(data_key: bytes, master: MasterKey) -> WrappedKey:
 
 
 def unwrap(wrapped: WrappedKey) -> bytes:
+    if kms.is_kms_key_id(wrapped.key_id):
+        try:
+            return kms.unwrap(wrapped.blob)
+        except kms.KeyRefused as exc:
+            raise IntegrityError(f"The data key does not open with {wrapped.key_id}: {exc}") from exc
     master = master_key(wrapped.key_id)
     nonce, sealed = wrapped.blob[:_WRAP_NONCE_SIZE], wrapped.blob[_WRAP_NONCE_SIZE:]
     try:
@@ -97,14 +104,26 @@ def unwrap(wrapped: WrappedKey) -> bytes:
 
 
 def new_data_key() -> tuple[bytes, WrappedKey]:
-    """A fresh data key for one object, and that key wrapped by the newest master key."""
+    """A fresh data key for one object, and that key wrapped by KMS when a KMS key is configured,
+    else by the newest master key of the ring."""
+    if kms.enabled():
+        data_key, key_id, blob = kms.generate_data_key()
+        return data_key, WrappedKey(key_id, blob)
     data_key = AESGCM.generate_key(bit_length=256)
     return data_key, wrap(data_key, newest_master_key())
 
 
+def current_key_id() -> str:
+    """The key new objects are wrapped by: what re-wrapping moves every recording to."""
+    return kms.current_key_id() if kms.enabled() else newest_master_key().key_id
+
+
 def rewrap(wrapped: WrappedKey) -> WrappedKey:
-    """The same data key, wrapped by the newest master key (the object stays as it is)."""
-    return wrap(unwrap(wrapped), newest_master_key())
+    """The same data key, wrapped by the current key (the object stays as it is)."""
+    data_key = unwrap(wrapped)
+    if kms.enabled():
+        return WrappedKey(*kms.wrap(data_key))
+    return wrap(data_key, newest_master_key())
 
 
 # --- chunked encryption -------------------------------------------------------------------------

@@ -9,7 +9,7 @@ from datetime import datetime
 from django.db.models import QuerySet
 
 from config.errors import DomainError, NotFound
-from recordings import audio, crypto
+from recordings import audio, crypto, kms
 from recordings.models import Recording, Status
 from recordings.storage import StorageError, get_storage
 
@@ -24,6 +24,13 @@ class RecordingCorrupted(DomainError):
 class RecordingGone(DomainError):
     status_code = 410
     code = "purged"
+
+
+class StoreUnavailable(DomainError):
+    """The store or the key service did not answer: nothing is wrong with the recording; try again."""
+
+    status_code = 503
+    code = "unavailable"
 
 
 class RangeNotSatisfiable(DomainError):
@@ -140,6 +147,8 @@ def open_download(recording_id: int, range_header: str | None = None) -> Downloa
             )
         for _ in _plaintext(recording, data_key, start, end):
             pass
+    except kms.KeyServiceUnavailable as exc:
+        raise StoreUnavailable(f"Recording {recording_id} cannot be opened now: {exc}. Try again shortly.") from exc
     except (crypto.IntegrityError, StorageError) as exc:
         raise RecordingCorrupted(
             f"Recording {recording_id} failed its integrity check and was not sent: {exc}"

@@ -363,8 +363,9 @@ def mark_failed(recording_id: int, reason: str) -> None:
 
 
 def rewrap_keys(batch_size: int = 200) -> int:
-    """Re-wraps every data key not under the newest master key; the objects are not touched."""
-    newest = crypto.newest_master_key().key_id
+    """Re-wraps every data key not under the current key (KMS's, or the ring's newest); the objects
+    are not touched."""
+    newest = crypto.current_key_id()
     moved = 0
     while True:
         with transaction.atomic():
