@@ -7,12 +7,19 @@ killed mid-upload leaves no half object under the final key.
 
 from __future__ import annotations
 
+import logging
 import os
 import tempfile
 from pathlib import Path
 from typing import BinaryIO, Protocol
 
 from django.conf import settings
+
+logger = logging.getLogger(__name__)
+
+# S3's parts are at least 5 MiB (but the last); 8 MiB parts keep a 2 GiB upload to 256 requests.
+PART_SIZE = 8 * 1024 * 1024
+PARTS_IN_FLIGHT = 2
 
 
 class StorageError(Exception):
@@ -85,7 +92,6 @@ class S3Storage:
 
     def __init__(self, *, bucket: str, prefix: str, region: str, endpoint_url: str | None, sse: str = ""):
         import boto3
-        from boto3.s3.transfer import TransferConfig
         from botocore.config import Config
 
         self.bucket, self.prefix, self.sse = bucket, prefix, sse
@@ -100,23 +106,71 @@ class S3Storage:
                 retries={"total_max_attempts": settings.RECORDINGS_S3_MAX_ATTEMPTS, "mode": "standard"},
             ),
         )
-        # Parts of 8 MiB, a few at a time: memory stays bounded whatever the file's size. Our
-        # encrypted stream cannot be rewound, so boto3 buffers its parts in memory: at most 4 of them
-        # (its default of 10 let a 100 MB store grow the worker by ~90 MB; bench/recordings.py).
-        self.transfer = TransferConfig(
-            multipart_threshold=8 * 1024 * 1024, multipart_chunksize=8 * 1024 * 1024, max_concurrency=4
-        )
-        self.transfer.max_in_memory_upload_chunks = 4
 
     def _key(self, key: str) -> str:
         return f"{self.prefix}{key}"
 
     def put(self, key: str, source: BinaryIO) -> None:
+        """A multipart upload of 8 MiB parts, at most PARTS_IN_FLIGHT sent at a time while the next is
+        read: memory stays at a few parts whatever the file's size. (boto3's managed transfer buffers
+        up to 10 parts of a stream it cannot rewind, and ours cannot be: a 1 GB store grew the worker
+        by ~80 MB; bench/recordings.py.) S3 shows the object only once the upload completes; a
+        failed one is aborted, so no parts are left behind to pay for."""
+        from recordings.crypto import read_full
+
         extra = {"ServerSideEncryption": self.sse} if self.sse else {}
+        where = {"Bucket": self.bucket, "Key": self._key(key)}
+        block = read_full(source, PART_SIZE)
+        if len(block) < PART_SIZE:
+            self._call("upload", key, lambda: self.client.put_object(Body=block, **where, **extra))
+            return
+        upload_id = self._call("upload", key, lambda: self.client.create_multipart_upload(**where, **extra))["UploadId"]
         try:
-            self.client.upload_fileobj(source, self.bucket, self._key(key), ExtraArgs=extra, Config=self.transfer)
-        except Exception as exc:  # boto3 raises many kinds (client, transfer, connection)
-            raise StorageError(f"upload of {key!r} to s3://{self.bucket} failed: {exc}") from exc
+            parts = self._upload_parts(key, where, upload_id, block, source)
+            self._call(
+                "upload",
+                key,
+                lambda: self.client.complete_multipart_upload(
+                    **where, UploadId=upload_id, MultipartUpload={"Parts": parts}
+                ),
+            )
+        except BaseException:
+            try:
+                self.client.abort_multipart_upload(**where, UploadId=upload_id)
+            except Exception as exc:  # the bucket's lifecycle rule for incomplete uploads is the backstop
+                logger.warning("multipart upload not aborted", extra={"key": key, "reason": str(exc)})
+            raise
+
+    def _upload_parts(self, key: str, where: dict, upload_id: str, block: bytes, source: BinaryIO) -> list[dict]:
+        from concurrent.futures import ThreadPoolExecutor
+
+        from recordings.crypto import read_full
+
+        def send(number: int, body: bytes) -> dict:
+            answer = self._call(
+                "upload",
+                key,
+                lambda: self.client.upload_part(**where, UploadId=upload_id, PartNumber=number, Body=body),
+            )
+            return {"PartNumber": number, "ETag": answer["ETag"]}
+
+        parts, in_flight, number = [], [], 0
+        with ThreadPoolExecutor(max_workers=PARTS_IN_FLIGHT, thread_name_prefix="s3-part") as pool:
+            while block:
+                number += 1
+                in_flight.append(pool.submit(send, number, block))
+                block = b""
+                if len(in_flight) >= PARTS_IN_FLIGHT:
+                    parts.append(in_flight.pop(0).result())
+                block = read_full(source, PART_SIZE)
+            parts.extend(future.result() for future in in_flight)
+        return parts
+
+    def _call(self, doing: str, key: str, request):
+        try:
+            return request()
+        except Exception as exc:  # boto3 raises many kinds (client, connection, validation)
+            raise StorageError(f"{doing} of {key!r} to s3://{self.bucket} failed: {exc}") from exc
 
     def open(self, key: str, start: int = 0) -> BinaryIO:
         from botocore.exceptions import BotoCoreError, ClientError
