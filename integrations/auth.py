@@ -1,7 +1,7 @@
 """How a request to an integration is authenticated, by auth_type, from its sealed auth_config.
 
-OAuth2 tokens (client credentials; JWT bearer, RFC 7523, signed RS256 with PyJWT; a Google-style
-service account, which is JWT bearer with the account's own fields) are fetched from the configured
+OAuth2 tokens (client credentials; JWT bearer, RFC 7523, signed RS256 with PyJWT; a Google service
+account, whose token google-auth obtains from the account's own fields) are fetched from the configured
 token URL through the SSRF guard, then cached sealed in Redis until `expires_in` minus a margin, so
 every worker shares one token. A 401 from the provider drops the cached token; the caller retries
 once with a fresh one (integrations.providers.http does that).
@@ -13,6 +13,7 @@ answered, scrubbed of every secret value in the config.
 from __future__ import annotations
 
 import base64
+import datetime
 import hashlib
 import json
 import logging
@@ -20,10 +21,13 @@ import time
 import uuid
 from typing import TYPE_CHECKING
 
+import google.auth.exceptions
+import google.auth.transport.requests
 import jwt
 import redis
 import requests
 from django.conf import settings
+from google.oauth2 import service_account
 
 from config import outbound
 from config.redis import redis_client
@@ -47,6 +51,9 @@ OAUTH2_TYPES = frozenset({"oauth2_client_credentials", "oauth2_jwt_bearer", "ser
 JWT_BEARER_GRANT = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 TOKEN_KEY_PREFIX = "oncall:integration-token"  # noqa: S105 (a Redis key prefix)
 ASSERTION_LIFETIME_SECONDS = 300
+# A service account's token is for the scopes its provider declares (`service_account_scopes`, e.g.
+# FCM's firebase.messaging), or auth_config's "scopes"/"scope"; this one when neither says.
+DEFAULT_SERVICE_ACCOUNT_SCOPES = ("https://www.googleapis.com/auth/cloud-platform",)
 
 
 class AuthError(Exception):
@@ -132,13 +139,15 @@ def _cache_token(integration: Integration, config: dict, token: str, expires_in:
 
 def _fetch_token(integration: Integration, config: dict) -> tuple[str, float | None]:
     kind = integration.auth_type
+    if kind == "service_account":
+        return _service_account_token(integration, config)
     if kind == "oauth2_client_credentials":
         url = config["token_url"]
         form = {"grant_type": "client_credentials", "client_id": config["client_id"]}
         form["client_secret"] = config["client_secret"]
     else:
-        url = config["token_url"] if kind == "oauth2_jwt_bearer" else config["token_uri"]
-        form = {"grant_type": JWT_BEARER_GRANT, "assertion": _assertion(kind, config, url)}
+        url = config["token_url"]
+        form = {"grant_type": JWT_BEARER_GRANT, "assertion": _assertion(config, url)}
     if config.get("scope") and kind == "oauth2_client_credentials":
         form["scope"] = config["scope"]
     if config.get("audience") and kind == "oauth2_client_credentials":
@@ -154,13 +163,7 @@ def _fetch_token(integration: Integration, config: dict) -> tuple[str, float | N
         cause = credentials.scrub_secrets(outbound.scrub(f"{type(exc).__name__}", url), config)
         raise AuthError(f"Token endpoint {where} unreachable: {cause}", permanent=False) from exc
     if response.status_code != 200:
-        text = credentials.scrub_secrets(outbound.scrub(" ".join(response.text[:200].split()), url), config)
-        retryable = response.status_code >= 500 or response.status_code in (408, 429)
-        raise AuthError(
-            f"Token endpoint {where} answered HTTP {response.status_code}: {text}",
-            permanent=not retryable,
-            http_status=response.status_code,
-        )
+        raise _refusal(response.status_code, response.text, url, config)
     try:
         body = response.json()
         token = body["access_token"]
@@ -170,22 +173,103 @@ def _fetch_token(integration: Integration, config: dict) -> tuple[str, float | N
     return str(token), float(expires_in) if isinstance(expires_in, int | float | str) and expires_in != "" else None
 
 
-def _assertion(kind: str, config: dict, audience_default: str) -> str:
+def _refusal(status: int, answer: str, url: str, config: dict) -> AuthError:
+    """The token endpoint said no: a 5xx, 408 or 429 may pass, anything else will be refused again."""
+    text = credentials.scrub_secrets(outbound.scrub(" ".join(answer[:200].split()), url), config)
+    retryable = status >= 500 or status in (408, 429)
+    return AuthError(
+        f"Token endpoint {outbound.redact_url(url)} answered HTTP {status}: {text}",
+        permanent=not retryable,
+        http_status=status,
+    )
+
+
+def _assertion(config: dict, audience_default: str) -> str:
     now = int(time.time())
-    if kind == "service_account":
-        claims = {"iss": config["client_email"], "aud": config["token_uri"]}
-        scope = config.get("scope") or config.get("scopes")
-        if scope:
-            claims["scope"] = scope if isinstance(scope, str) else " ".join(scope)
-    else:
-        claims = {"iss": config["client_id"], "aud": config.get("audience") or audience_default}
-        if config.get("subject"):
-            claims["sub"] = config["subject"]
-        if config.get("scope"):
-            claims["scope"] = config["scope"]
+    claims = {"iss": config["client_id"], "aud": config.get("audience") or audience_default}
+    if config.get("subject"):
+        claims["sub"] = config["subject"]
+    if config.get("scope"):
+        claims["scope"] = config["scope"]
     claims.update({"iat": now, "exp": now + ASSERTION_LIFETIME_SECONDS, "jti": uuid.uuid4().hex})
     headers = {"kid": config["key_id"]} if config.get("key_id") else None
     try:
         return jwt.encode(claims, config["private_key"], algorithm="RS256", headers=headers)
     except (ValueError, TypeError, jwt.PyJWTError) as exc:
         raise AuthError("private_key is not an RSA private key in PEM form.", permanent=True) from exc
+
+
+# --- Google service accounts, through google-auth ------------------------------------------------
+
+
+class _TokenEndpointRefused(Exception):
+    """Raised from inside google-auth's refresh so a refusal reaches us with its status, and so the
+    library's own sleep-and-retry loop (for 5xx/429) never blocks a worker: our retries decide."""
+
+    def __init__(self, status: int, text: str):
+        super().__init__(status)
+        self.status = status
+        self.text = text
+
+
+class _GuardedGoogleRequest(google.auth.transport.requests.Request):
+    """google-auth's transport over our SSRF-guarded session, with our timeout and no redirects; any
+    answer but 200 becomes `_TokenEndpointRefused`."""
+
+    def __init__(self, session: requests.Session, timeout: tuple[float, float]):
+        super().__init__(session=session)
+        self.our_timeout = timeout
+
+    def __call__(self, url, method="GET", body=None, headers=None, timeout=None, **kwargs):
+        response = super().__call__(
+            url, method=method, body=body, headers=headers, timeout=self.our_timeout, allow_redirects=False
+        )
+        if response.status != 200:
+            raise _TokenEndpointRefused(response.status, bytes(response.data or b"").decode("utf-8", "replace"))
+        return response
+
+
+def _service_account_token(integration: Integration, config: dict) -> tuple[str, float | None]:
+    """An access token for the service account, obtained by google-auth (it signs the RS256 assertion
+    with the account's private key and posts the JWT-bearer grant to the account's token_uri)."""
+    url = config["token_uri"]
+    where = outbound.redact_url(url)
+    try:
+        account = service_account.Credentials.from_service_account_info(
+            config, scopes=list(_service_account_scopes(integration, config))
+        )
+    except (ValueError, TypeError) as exc:
+        missing = missing_keys("service_account", config)
+        reason = "private_key is not an RSA private key in PEM form."
+        if missing:
+            reason = f"auth_config needs: {', '.join(missing)}."
+        raise AuthError(reason, permanent=True) from exc
+    timeout = tuple(getattr(settings, "INTEGRATION_HTTP_TIMEOUT", (3.0, 10.0)))
+    try:
+        with outbound.guarded_session() as session:
+            account.refresh(_GuardedGoogleRequest(session, timeout))
+    except outbound.BlockedDestination as exc:
+        raise AuthError(f"Token endpoint {where} refused: {exc}", permanent=True) from exc
+    except _TokenEndpointRefused as exc:
+        raise _refusal(exc.status, exc.text, url, config) from exc
+    except google.auth.exceptions.TransportError as exc:
+        inner = exc.__cause__ or exc
+        cause = credentials.scrub_secrets(outbound.scrub(type(inner).__name__, url), config)
+        raise AuthError(f"Token endpoint {where} unreachable: {cause}", permanent=False) from exc
+    except google.auth.exceptions.GoogleAuthError as exc:  # RefreshError: no access_token in the answer
+        raise AuthError(f"Token endpoint {where} answered without an access_token.", permanent=False) from exc
+    expires_in = None
+    if account.expiry is not None:  # google-auth keeps it naive, in UTC
+        now = datetime.datetime.now(datetime.UTC).replace(tzinfo=None)
+        expires_in = (account.expiry - now).total_seconds()
+    return str(account.token), expires_in
+
+
+def _service_account_scopes(integration: Integration, config: dict) -> tuple[str, ...]:
+    scope = config.get("scopes") or config.get("scope")
+    if scope:
+        return tuple(scope.split()) if isinstance(scope, str) else tuple(scope)
+    from integrations import providers  # the providers import this module
+
+    provider = providers.PROVIDERS.get(integration.provider)
+    return tuple(getattr(provider, "service_account_scopes", ())) or DEFAULT_SERVICE_ACCOUNT_SCOPES

@@ -20,7 +20,13 @@ KNOWN_EVENTS = (
     "incident.resolved",
     "incident.exhausted",
     "drill.completed",
+    "recording.stored",
+    "alert_rule.firing",
+    "alert_rule.resolved",
 )
+# The languages texts for people (Slack, email, SMS, push) are written in: options["language"].
+MESSAGE_LANGUAGES = ("ko", "en")
+DEFAULT_MESSAGE_LANGUAGE = "ko"
 # Sent from the admin to check an integration; it reaches the integration even while it is inactive.
 TEST_EVENT = "integration.test"
 EVENT_NAME = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z0-9_]+)+$")
@@ -134,6 +140,9 @@ class Integration(models.Model):
             errors["events"] = 'Enter a list of event names such as ["incident.exhausted"], or [] for every event.'
         if not isinstance(self.options, dict):
             errors["options"] = "Enter a JSON object."
+        elif self.options.get("language", DEFAULT_MESSAGE_LANGUAGE) not in MESSAGE_LANGUAGES:
+            problem = f"options.language must be one of: {', '.join(MESSAGE_LANGUAGES)} (Korean when unset)."
+            errors["options"] = f"{errors['options']} {problem}" if "options" in errors else problem
         problem = self.check_auth_config()
         if problem:
             errors["auth_config"] = problem

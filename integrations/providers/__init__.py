@@ -3,11 +3,36 @@ add a new one to PROVIDERS."""
 
 from __future__ import annotations
 
-from integrations.providers import slack_webhook, smtp, webhook
+from integrations.providers import (
+    dynamics,
+    fcm,
+    hubspot,
+    salesforce,
+    ses,
+    slack_api,
+    slack_webhook,
+    smtp,
+    sns,
+    twilio_sms,
+    webhook,
+)
 from integrations.providers.base import CallContext, Provider, ProviderError, Result
 
 PROVIDERS: dict[str, Provider] = {
-    provider.name: provider for provider in (webhook.PROVIDER, slack_webhook.PROVIDER, smtp.PROVIDER)
+    provider.name: provider
+    for provider in (
+        webhook.PROVIDER,
+        slack_webhook.PROVIDER,
+        smtp.PROVIDER,
+        salesforce.PROVIDER,
+        hubspot.PROVIDER,
+        dynamics.PROVIDER,
+        twilio_sms.PROVIDER,
+        sns.PROVIDER,
+        ses.PROVIDER,
+        slack_api.PROVIDER,
+        fcm.PROVIDER,
+    )
 }
 
 __all__ = ["PROVIDERS", "CallContext", "Provider", "ProviderError", "Result", "get"]

@@ -29,7 +29,7 @@ class SlackWebhookProvider(Provider):
     auth_types = frozenset({"none"})
 
     def event_input(self, integration, event, payload, context):
-        return {"text": rendering.slack_text(event, payload)}
+        return {"text": rendering.slack_text(event, payload, language=rendering.language_of(integration))}
 
     def do_post_message(self, integration, data: dict, context: CallContext) -> Result:
         body = {"text": data["text"]}

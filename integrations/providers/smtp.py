@@ -46,10 +46,11 @@ class SmtpProvider(Provider):
         return errors
 
     def event_input(self, integration, event, payload, context):
+        language = rendering.language_of(integration)
         return {
             "to": integration.recipients,
-            "subject": rendering.email_subject(event, payload),
-            "text": rendering.email_body(event, payload, message_id=context.message_id),
+            "subject": rendering.email_subject(event, payload, language=language),
+            "text": rendering.email_body(event, payload, message_id=context.message_id, language=language),
         }
 
     def do_send_email(self, integration, data: dict, context: CallContext) -> Result:

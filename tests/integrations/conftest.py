@@ -89,7 +89,8 @@ def build_integration(
     config = dict(fields.pop("auth_config", {}) or {})
     integration = Integration(integration_id=name, name=name, type=type_, provider=provider, **fields)
     if provider == "smtp":
-        integration.options = {"to": [address.strip() for address in target.split(",") if address.strip()]}
+        to = [address.strip() for address in target.split(",") if address.strip()]
+        integration.options = {**(integration.options or {}), "to": to}
     else:
         integration.endpoint_url = target
     if secret:

@@ -1,7 +1,8 @@
 """Local servers standing in for what leaves the machine: an HTTP receiver and an SMTP server.
 
 Both speak the real protocol on 127.0.0.1 and record what they received, so tests exercise our real
-HTTP client and Django's real SMTP backend. Neither knows anything about our code.
+HTTP client and Django's real SMTP backend (the SMTP side is aiosmtpd's). Neither knows anything
+about our code.
 """
 
 from __future__ import annotations
@@ -9,13 +10,15 @@ from __future__ import annotations
 import email
 import email.policy
 import json
-import socketserver
+import logging
 import threading
 import time
 from collections import deque
 from dataclasses import dataclass, field
 from email.message import EmailMessage
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from aiosmtpd.controller import Controller
 
 HANG = "hang"
 
@@ -106,80 +109,51 @@ class ReceivedMail:
 
 
 class SMTPServer:
-    """A minimal SMTP server (RFC 5321 subset: EHLO/HELO, MAIL, RCPT, DATA, RSET, NOOP, QUIT).
+    """An SMTP server on 127.0.0.1 (aiosmtpd, on a free port), recording every mail it accepts.
 
     Recipients in `refuse` get `550 5.1.1 mailbox unavailable` at RCPT, as a real server would.
     """
 
     def __init__(self, refuse: tuple[str, ...] = ()) -> None:
         self.mails: list[ReceivedMail] = []
-        self.refuse = set(refuse)
-        self._server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), _make_smtp_handler(self))
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,), daemon=True)
+        self.refuse = {address.lower() for address in refuse}
+        self._controller = _LoopbackController(_RecordingHandler(self), hostname="127.0.0.1", port=0)
+        logging.getLogger("mail.log").setLevel(logging.WARNING)  # aiosmtpd logs every SMTP line at INFO
 
     @property
     def port(self) -> int:
-        return self._server.server_address[1]
+        return self._controller.port
 
     def __enter__(self) -> SMTPServer:
-        self._thread.start()
+        self._controller.start()
         return self
 
     def __exit__(self, *exc_info) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+        self._controller.stop()
 
 
-def _make_smtp_handler(server: SMTPServer) -> type[socketserver.StreamRequestHandler]:
-    class Handler(socketserver.StreamRequestHandler):
-        timeout = 5
+class _LoopbackController(Controller):
+    """aiosmtpd's threaded controller, bound to port 0: the port the system picked is read back
+    before the controller's first connection to its own server (which needs the real port)."""
 
-        def reply(self, line: str) -> None:
-            self.wfile.write(line.encode("ascii") + b"\r\n")
-
-        def handle(self) -> None:
-            self.reply("220 test-smtp ESMTP ready")
-            mail_from, rcpt_tos = "", []
-            while line := self.rfile.readline():
-                command = line.decode("utf-8", "replace").rstrip("\r\n")
-                verb = command[:4].upper()
-                if verb == "EHLO":
-                    self.reply("250-test-smtp")
-                    self.reply("250 8BITMIME")
-                elif verb == "HELO":
-                    self.reply("250 test-smtp")
-                elif verb == "MAIL":
-                    mail_from, rcpt_tos = _address(command), []
-                    self.reply("250 2.1.0 OK")
-                elif verb == "RCPT":
-                    address = _address(command)
-                    if address in server.refuse:
-                        self.reply("550 5.1.1 mailbox unavailable")
-                    else:
-                        rcpt_tos.append(address)
-                        self.reply("250 2.1.5 OK")
-                elif verb == "DATA":
-                    self.reply("354 end data with <CR><LF>.<CR><LF>")
-                    server.mails.append(ReceivedMail(mail_from, rcpt_tos, self._read_data()))
-                    self.reply("250 2.0.0 queued")
-                elif verb in ("RSET", "NOOP"):
-                    self.reply("250 OK")
-                elif verb == "QUIT":
-                    self.reply("221 bye")
-                    return
-                else:
-                    self.reply("502 5.5.2 command not implemented")
-
-        def _read_data(self) -> EmailMessage:
-            lines = []
-            while (line := self.rfile.readline()) not in (b".\r\n", b""):
-                lines.append(line[1:] if line.startswith(b"..") else line)  # undo dot-stuffing
-            # Stored as a mailbox stores it: with the wire's CRLF line endings turned into LF.
-            return email.message_from_bytes(b"".join(lines).replace(b"\r\n", b"\n"), policy=email.policy.default)
-
-    return Handler
+    def _trigger_server(self) -> None:
+        self.port = self.server.sockets[0].getsockname()[1]
+        super()._trigger_server()
 
 
-def _address(command: str) -> str:
-    return command.split(":", 1)[1].split(">", 1)[0].strip().lstrip("<")
+class _RecordingHandler:
+    def __init__(self, server: SMTPServer) -> None:
+        self.server = server
+
+    async def handle_RCPT(self, smtp, session, envelope, address: str, rcpt_options: list[str]) -> str:
+        if address.lower() in self.server.refuse:
+            return "550 5.1.1 mailbox unavailable"
+        envelope.rcpt_tos.append(address)
+        return "250 2.1.5 OK"
+
+    async def handle_DATA(self, smtp, session, envelope) -> str:
+        # Stored as a mailbox stores it: with the wire's CRLF line endings turned into LF.
+        raw = envelope.original_content or envelope.content
+        message = email.message_from_bytes(raw.replace(b"\r\n", b"\n"), policy=email.policy.default)
+        self.server.mails.append(ReceivedMail(envelope.mail_from, list(envelope.rcpt_tos), message))
+        return "250 2.0.0 queued"

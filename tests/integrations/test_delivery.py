@@ -60,8 +60,8 @@ def test_webhook_without_a_secret_is_sent_unsigned(receiver, make_integration):
     assert request.json()["event"] == "incident.triggered"
 
 
-def test_slack_gets_a_readable_summary(receiver, make_integration):
-    # given a Slack incoming webhook
+def test_slack_gets_a_readable_summary_in_korean(receiver, make_integration):
+    # given a Slack incoming webhook (no language set: Korean)
     make_integration("ops-slack", kind="slack", target=f"{receiver.url}/services/T0/B0/XYZ")
     payload = {**EXHAUSTED_PAYLOAD, "summary": "Disk full on db-1 <prod> & replica"}
     [message] = notify("incident.exhausted", payload, dedup_key="incident:42:exhausted")
@@ -73,18 +73,31 @@ def test_slack_gets_a_readable_summary(receiver, make_integration):
     [request] = receiver.requests
     text = request.json()["text"]
     assert "Disk full on db-1 &lt;prod&gt; &amp; replica" in text
-    assert text.startswith("*Nobody acknowledged:*")
-    for fact in ("Severity: critical.", "State: triggered.", "Incident: #42.", "Call attempts: 5.", "nobody pressed 1"):
+    assert text.startswith("*아무도 확인하지 않음:*")
+    for fact in ("심각도: 치명.", "상태: 호출 중.", "인시던트: #42.", "통화 시도: 5회.", "사유: nobody pressed 1"):
         assert fact in text
     assert "\n" not in text
-    assert text.endswith("<http://127.0.0.1:8000/api/v1/incidents/42|Open the incident>")
+    assert text.endswith("<http://127.0.0.1:8000/api/v1/incidents/42|인시던트 열기>")
     assert message.status == MessageStatus.DELIVERED
 
 
+def test_slack_in_english_when_the_integration_asks_for_it(receiver, make_integration):
+    make_integration("ops-slack", kind="slack", target=f"{receiver.url}/services/T0/B0/XYZ", options={"language": "en"})
+    [message] = notify("incident.exhausted", EXHAUSTED_PAYLOAD, dedup_key="incident:42:exhausted")
+
+    deliver(message.pk)
+
+    text = receiver.requests[0].json()["text"]
+    assert text.startswith("*Nobody acknowledged:* Disk full on db-1.")
+    for fact in ("Severity: critical.", "State: triggered.", "Incident: #42.", "Call attempts: 5.", "nobody pressed 1"):
+        assert fact in text
+    assert text.endswith("<http://127.0.0.1:8000/api/v1/incidents/42|Open the incident>")
+
+
 def test_email_reaches_the_smtp_server_with_the_summary_as_subject(smtp_server, make_integration, settings):
-    # given an email integration for two people
+    # given an email integration for two people who read English
     settings.INTEGRATION_EMAIL_FROM = "oncall@example.com"
-    make_integration("ops-email", kind="email", target="kim@example.com, lee@example.com")
+    make_integration("ops-email", kind="email", target="kim@example.com, lee@example.com", options={"language": "en"})
     [message] = notify("incident.exhausted", EXHAUSTED_PAYLOAD, dedup_key="incident:42:exhausted")
 
     # when it is delivered
@@ -102,6 +115,21 @@ def test_email_reaches_the_smtp_server_with_the_summary_as_subject(smtp_server, 
     assert "Incident: #42" in body
     assert "Reason: nobody pressed 1 after 5 calls" in body
     assert message.status == MessageStatus.DELIVERED
+
+
+def test_email_is_in_korean_unless_the_integration_says_otherwise(smtp_server, make_integration):
+    make_integration("ops-email", kind="email", target="kim@example.com")
+    [message] = notify("incident.exhausted", EXHAUSTED_PAYLOAD, dedup_key="incident:42:exhausted")
+
+    message = deliver(message.pk)
+
+    [mail] = smtp_server.mails
+    assert mail.message["Subject"].strip() == "[CRITICAL] Disk full on db-1 — 아무도 확인하지 않음"
+    body = mail.message.get_content()
+    assert body.startswith("Disk full on db-1\n\n아무도 확인하지 않음.\n")
+    for line in ("심각도: 치명", "인시던트: #42", "통화 시도: 5회", "사유: nobody pressed 1 after 5 calls"):
+        assert f"\n{line}\n" in body
+    assert body.endswith(f"이벤트: incident.exhausted\n온콜 에스컬레이션 서비스의 알림 #{message.pk}입니다.\n")
 
 
 def test_an_address_the_smtp_server_refuses_fails_at_once(smtp_server, make_integration):
