@@ -154,6 +154,21 @@ def wait_until_ready(base: str, product: Product, timeout: float = 120) -> None:
     raise AssertionError(f"{base}/readyz never answered 200:\n{product.text()[-4000:]}")
 
 
+def wait_for_stored_recording(base: str, api_key: str, incident_id: int, product: Product, timeout: float = 90) -> dict:
+    deadline, seen = time.monotonic() + timeout, []
+    while time.monotonic() < deadline:
+        listed = requests.get(
+            f"{base}/api/v1/recordings", headers={"Authorization": f"Api-Key {api_key}"}, timeout=10
+        ).json()
+        seen = [row for row in listed.get("results", []) if row.get("incident_id") == incident_id]
+        stored = [row for row in seen if row["status"] == "stored"]
+        if stored:
+            return stored[0]
+        assert not any(row["status"] == "failed" for row in seen), seen
+        time.sleep(0.5)
+    raise AssertionError(f"no stored recording of incident {incident_id}: {seen}\n{product.text()[-3000:]}")
+
+
 def test_the_readme_commands_work_on_a_fresh_clone(fresh_clone, clone_environment):
     web_port, flower_port = clone_environment["WEB_PORT"], clone_environment["FLOWER_PORT"]
     base = f"http://127.0.0.1:{web_port}"
@@ -198,6 +213,18 @@ def test_the_readme_commands_work_on_a_fresh_clone(fresh_clone, clone_environmen
         assert drilled.returncode == 0, drilled.stdout + drilled.stderr
         report = json.loads(drilled.stdout[drilled.stdout.index("{") :])
         assert report["outcome"] == "acknowledged", report
+
+        # and: the demo policy records its calls, so the answered call ends as a stored recording
+        # (the simulator's recording callback, the worker's download, transcode and encryption)
+        recording = wait_for_stored_recording(base, demo_key, report["incident_id"], product)
+        assert recording["duration_seconds"] >= 1, recording
+        heard = requests.get(
+            f"{base}/api/v1/recordings/{recording['recording_id']}/download",
+            headers={"Authorization": f"Api-Key {demo_key}"},
+            timeout=30,
+        )
+        assert heard.status_code == 200, heard.text[:300]
+        assert len(heard.content) == recording["size_bytes"]
     finally:
         product.stop()
 

@@ -18,7 +18,13 @@ from config.devrun import url_lines
 
 DEMO_KEY_NAME = "demo (make run)"
 DEMO_KEY_FILE = "demo-api-key"
-DEMO_KEY_SCOPES = [Scope.ALERTS_WRITE, Scope.INCIDENTS_READ, Scope.INCIDENTS_WRITE, Scope.POLICIES_WRITE]
+DEMO_KEY_SCOPES = [
+    Scope.ALERTS_WRITE,
+    Scope.INCIDENTS_READ,
+    Scope.INCIDENTS_WRITE,
+    Scope.POLICIES_WRITE,
+    Scope.RECORDINGS_READ,
+]
 DEMO_PRIMARY = "+821055500003"  # the simulator lets numbers ending in 3 ring out
 DEMO_SECONDARY = "+821055500001"  # ... and numbers ending in 1 press 1
 
@@ -101,7 +107,9 @@ class Command(BaseCommand):
                 is_default=not EscalationPolicy.objects.filter(is_default=True).exists(),
                 max_attempts=4,
                 ring_timeout_seconds=15,
+                record_calls=True,  # so a lead hears what the on-call person heard and pressed
             )
         return [
-            f"Demo policy 'demo': {primary.name} {primary.phone}, then {secondary.name} {secondary.phone}.",
+            f"Demo policy 'demo': {primary.name} {primary.phone}, then {secondary.name} {secondary.phone};"
+            " answered calls are recorded (Recordings in the admin, GET /api/v1/recordings).",
         ]
