@@ -2,9 +2,10 @@
 "kid:base64key,..." newest first, parsed by config.keyring).
 
 A sealed value is "v1:<key id>:<base64 of nonce + ciphertext>", so a value sealed under an older key
-still opens after a new key is put first (`manage.py rewrap_integration_credentials` is not built:
-saving an integration seals again under the newest key). The associated data names what is sealed
-("integrations:auth_config", "integrations:token"), so a sealed token cannot pass for a config.
+still opens after a new key is put first; `manage.py reseal_integration_credentials` seals every
+integration's credentials again under the newest key, after which the old key can leave the ring.
+The associated data names what is sealed ("integrations:auth_config", "integrations:token"), so a
+sealed token cannot pass for a config.
 
 Nothing here logs, and no error text carries a value: only key ids and what went wrong.
 """
@@ -74,6 +75,16 @@ def open_bytes(text: str, purpose: str) -> bytes:
         raise CredentialError(
             f"The stored credentials do not open with key '{key_id}' (altered or wrong key)."
         ) from exc
+
+
+def newest_key_id() -> str:
+    return _ring()[0].key_id
+
+
+def sealed_key_id(text: str) -> str:
+    """The key id a sealed value names ("" for an empty or unreadable value)."""
+    version, _, rest = text.partition(":")
+    return rest.partition(":")[0] if version == VERSION else ""
 
 
 def seal_config(config: dict) -> str:

@@ -90,3 +90,30 @@ def _save(integration: Integration, actor: Any, *, created: bool, changed: list[
             fields={"integration_id": "Already taken."},
         ) from exc
     return integration
+
+
+def reseal_credentials(*, actor: Any = None) -> int:
+    """Seals every integration's credentials again under the newest key of the ring (after a key is
+    put first), so the retired key can be removed. Idempotent: what is already under the newest key
+    is left as it is. Cached OAuth2 tokens are not touched: one sealed under a removed key is simply
+    fetched again."""
+    from integrations import credentials
+
+    newest = credentials.newest_key_id()
+    moved = 0
+    for pk in Integration.objects.exclude(auth_config_sealed="").values_list("pk", flat=True).order_by("pk"):
+        with transaction.atomic():
+            integration = Integration.objects.select_for_update().get(pk=pk)
+            sealed_under = credentials.sealed_key_id(integration.auth_config_sealed)
+            if sealed_under == newest:
+                continue
+            integration.set_auth_config(integration.auth_config)
+            integration.save(update_fields=["auth_config_sealed"])
+            audit.record(
+                AuditAction.INTEGRATION_CHANGED,
+                actor=actor,
+                target=f"integration:{integration.integration_id}",
+                data={"resealed": True, "was_under": sealed_under, "now_under": newest},
+            )
+            moved += 1
+    return moved

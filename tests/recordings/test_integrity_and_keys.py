@@ -90,6 +90,6 @@ def test_rotating_the_master_key_keeps_old_recordings_readable_and_rewrap_moves_
     # then: the old recording is under the new key, its object untouched, its audio the same
     old.refresh_from_db()
     assert old_key_id != "2027" and old.key_id == "2027"
-    assert "re-wrapped under master key '2027'" in out.getvalue()
+    assert "re-wrapped under key '2027'" in out.getvalue()
     assert get_storage().open(old.storage_key).read() == object_before
     assert download(system_client, old.pk)[1] == audio_before

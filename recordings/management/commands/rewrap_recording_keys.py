@@ -1,4 +1,5 @@
-"""After a master key rotation: wrap every recording's data key under the newest master key."""
+"""After a master key rotation (or turning KMS on or off): wrap every recording's data key under the
+current key (KMS's, or the ring's newest)."""
 
 from __future__ import annotations
 
@@ -8,9 +9,11 @@ from recordings import crypto, services
 
 
 class Command(BaseCommand):
-    help = "Re-wraps recording data keys under the newest RECORDINGS_MASTER_KEYS key (the media is not touched)."
+    help = (
+        "Re-wraps recording data keys under the current key: KMS's, or the newest RECORDINGS_MASTER_KEYS key "
+        "(the media is not touched)."
+    )
 
     def handle(self, *args, **options):
-        newest = crypto.newest_master_key().key_id
         moved = services.rewrap_keys()
-        self.stdout.write(f"{moved} recording key(s) re-wrapped under master key '{newest}'.")
+        self.stdout.write(f"{moved} recording key(s) re-wrapped under key '{crypto.current_key_id()}'.")
