@@ -50,7 +50,8 @@ REQUIRED_KEYS: dict[str, tuple[str, ...]] = {
 OAUTH2_TYPES = frozenset({"oauth2_client_credentials", "oauth2_jwt_bearer", "service_account"})
 JWT_BEARER_GRANT = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 TOKEN_KEY_PREFIX = "oncall:integration-token"  # noqa: S105 (a Redis key prefix)
-ASSERTION_LIFETIME_SECONDS = 300
+# Salesforce refuses a JWT bearer assertion whose exp is more than 3 minutes away.
+ASSERTION_LIFETIME_SECONDS = 180
 # A service account's token is for the scopes its provider declares (`service_account_scopes`, e.g.
 # FCM's firebase.messaging), or auth_config's "scopes"/"scope"; this one when neither says.
 DEFAULT_SERVICE_ACCOUNT_SCOPES = ("https://www.googleapis.com/auth/cloud-platform",)
@@ -88,6 +89,20 @@ def headers(integration: Integration, config: dict) -> dict[str, str]:
     if kind in OAUTH2_TYPES:
         return {"Authorization": f"Bearer {access_token(integration, config)}"}
     return {}
+
+
+def sent_credentials(auth_headers: dict[str, str]) -> tuple[str, ...]:
+    """The secret strings a request's auth headers carry, longest first, for scrubbing what the answer
+    echoes back: the credential after the Authorization scheme ("Bearer <token>", "Basic <base64>";
+    the scheme stays readable), any other header's whole value (an API key), each also the way JSON
+    may write it (with "/" escaped)."""
+    found: set[str] = set()
+    for name, value in auth_headers.items():
+        scheme, _, credential = value.partition(" ")
+        secret = credential.strip() if name.lower() == "authorization" and scheme and credential.strip() else value
+        if len(secret) >= 4:
+            found.update({secret, secret.replace("/", "\\/")})
+    return tuple(sorted(found, key=len, reverse=True))
 
 
 def access_token(integration: Integration, config: dict) -> str:
@@ -272,4 +287,4 @@ def _service_account_scopes(integration: Integration, config: dict) -> tuple[str
     from integrations import providers  # the providers import this module
 
     provider = providers.PROVIDERS.get(integration.provider)
-    return tuple(getattr(provider, "service_account_scopes", ())) or DEFAULT_SERVICE_ACCOUNT_SCOPES
+    return (provider.service_account_scopes if provider else ()) or DEFAULT_SERVICE_ACCOUNT_SCOPES

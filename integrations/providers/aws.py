@@ -90,7 +90,7 @@ def region_of(integration: Integration) -> str:
     """options.region, else the settings' INTEGRATION_AWS_REGION, else AWS_REGION / AWS_DEFAULT_REGION."""
     return (
         (integration.options or {}).get("region")
-        or getattr(settings, "INTEGRATION_AWS_REGION", "")
+        or settings.INTEGRATION_AWS_REGION
         or os.environ.get("AWS_REGION")
         or os.environ.get("AWS_DEFAULT_REGION")
         or DEFAULT_REGION

@@ -37,7 +37,9 @@ class Result:
 class ProviderError(Exception):
     """The provider refused or could not be reached. `reason` is already scrubbed of secrets.
 
-    permanent: retrying cannot help (most 4xx, an SMTP 5xx); timed_out: no answer in time."""
+    permanent: retrying cannot help (most 4xx, an SMTP 5xx); timed_out: no answer in time.
+    answer: the provider's own refusal, JSON decoded and scrubbed like `reason` (None when it was not
+    JSON), for reading its error code and message; never stored or logged as it is."""
 
     def __init__(
         self,
@@ -47,6 +49,7 @@ class ProviderError(Exception):
         http_status: int | None = None,
         retry_after: float | None = None,
         timed_out: bool = False,
+        answer: Any = None,
     ):
         super().__init__(reason)
         self.reason = reason
@@ -54,6 +57,7 @@ class ProviderError(Exception):
         self.http_status = http_status
         self.retry_after = retry_after
         self.timed_out = timed_out
+        self.answer = answer
 
 
 @dataclass(frozen=True)
@@ -76,6 +80,9 @@ class Provider(ABC):
     # a URL whose path is a credential (a Slack incoming webhook): shown as scheme://host/… only
     secret_endpoint: bool = False
     auth_types: frozenset[str] = frozenset(auth.REQUIRED_KEYS)
+    # the OAuth2 scopes of a service account's token (auth_type service_account), e.g. FCM's
+    # firebase.messaging; empty: integrations.auth asks for cloud-platform
+    service_account_scopes: tuple[str, ...] = ()
 
     def check_integration(self, integration: Integration) -> dict[str, str]:
         """Field errors of an integration this provider would serve (the model's clean() calls it)."""

@@ -16,7 +16,6 @@ rendering of the event in the integration's language and whose priority follows 
 
 from __future__ import annotations
 
-import json
 import re
 from datetime import timedelta
 from typing import Any
@@ -36,8 +35,6 @@ EVENT_METHOD = "record_event"
 INTERACTION_EVENT = "recording.stored"
 LOOKUP_LIMIT = 10
 SUBJECT_MAX_CHARS = 200
-# One field of a CRM's JSON error answer, read from the (scrubbed, shortened) excerpt http.send keeps.
-_ERROR_FIELD = r'"{name}"\s*:\s*"((?:[^"\\]|\\.)*)"'
 
 
 class CustomerIdField(serializers.RegexField):
@@ -187,18 +184,22 @@ class CrmProvider(Provider):
 
     def readable_error(self, exc: ProviderError) -> ProviderError:
         """ "Salesforce answered HTTP 400 REQUIRED_FIELD_MISSING: Required fields are missing: [LastName]"
-        from the excerpt http.send kept; the error as it was when the answer is not the CRM's JSON."""
-        message = error_field(exc.reason, "message")
+        from the CRM's whole answer (http.send read and scrubbed it), so a long message does not hide the
+        code after it; the error as it was when the answer is not the CRM's JSON."""
+        message = error_field(exc.answer, "message")
         if exc.http_status is None or message is None:
             return exc
-        code = next((value for key in self.error_code_keys if (value := error_field(exc.reason, key))), None)
-        reason = f"{self.label} answered HTTP {exc.http_status}" + (f" {code}" if code else "") + f": {message}"
+        code = next((value for key in self.error_code_keys if (value := error_field(exc.answer, key))), None)
+        code = http.printable_line(code, limit=100) if code else None
+        reason = f"{self.label} answered HTTP {exc.http_status}" + (f" {code}" if code else "")
+        reason += f": {http.printable_line(message)}"
         return ProviderError(
             reason,
             permanent=exc.permanent and not self.is_retryable_code(code),
             http_status=exc.http_status,
             retry_after=exc.retry_after,
             timed_out=exc.timed_out,
+            answer=exc.answer,
         )
 
     def is_retryable_code(self, code: str | None) -> bool:
@@ -206,14 +207,22 @@ class CrmProvider(Provider):
         return False
 
 
-def error_field(text: str, name: str) -> str | None:
-    match = re.search(_ERROR_FIELD.format(name=re.escape(name)), text)
-    if not match:
+def error_field(answer: Any, name: str, depth: int = 4) -> str | None:
+    """The first `name` in a CRM's JSON error: Salesforce's `[{"message", "errorCode"}]`, HubSpot's
+    `{"message", "category"}`, Dataverse's `{"error": {"code", "message"}}`. A level's own fields come
+    before those nested in it; no CRM nests its error deeper than `depth`."""
+    if depth < 0:
         return None
-    try:
-        return json.loads(f'"{match.group(1)}"')
-    except ValueError:
-        return match.group(1)
+    if isinstance(answer, dict):
+        value = answer.get(name)
+        if isinstance(value, str | int) and not isinstance(value, bool) and str(value).strip():
+            return str(value)
+        nested = answer.values()
+    elif isinstance(answer, list):
+        nested = answer
+    else:
+        return None
+    return next((found for item in nested if (found := error_field(item, name, depth - 1)) is not None), None)
 
 
 def customers(records: list[dict], normalise) -> dict:

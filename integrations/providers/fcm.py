@@ -57,8 +57,6 @@ CODE_BY_HTTP_STATUS = {
     500: "INTERNAL",
     503: "UNAVAILABLE",
 }
-_ERROR_CODE = re.compile(r'"errorCode"\s*:\s*"([A-Z_]+)"')
-_STATUS = re.compile(r'"status"\s*:\s*"([A-Z_]+)"')
 
 
 class SendPushIn(serializers.Serializer):
@@ -153,19 +151,30 @@ def _reserved(key: str) -> bool:
 
 
 def _explained(error: ProviderError) -> ProviderError:
-    """The same verdict, said in FCM's words: its error code and what to do about it."""
+    """The same verdict, said in FCM's words: its error code (the FcmError detail of its google.rpc
+    answer, else the answer's status, else what the HTTP status means), what to do about it, and
+    FCM's message (read from the whole answer, scrubbed by http.send)."""
     if error.http_status is None or error.http_status < 400 or error.http_status == 401:
         return error
-    found = _ERROR_CODE.search(error.reason) or _STATUS.search(error.reason)
-    code = found.group(1) if found and found.group(1) in ERROR_HINTS else CODE_BY_HTTP_STATUS.get(error.http_status)
+    rpc = error.answer.get("error") if isinstance(error.answer, dict) else None
+    rpc = rpc if isinstance(rpc, dict) else {}
+    details = rpc.get("details") if isinstance(rpc.get("details"), list) else []
+    # the FcmError detail is the one with an errorCode (its @type names googleapis.com, which a service
+    # account's config also holds, so scrubbing may have masked it)
+    named = [item["errorCode"] for item in details if isinstance(item, dict) and isinstance(item.get("errorCode"), str)]
+    code = next((name for name in (*named, rpc.get("status")) if name in ERROR_HINTS), None)
+    code = code or CODE_BY_HTTP_STATUS.get(error.http_status)
     if code is None:
         return error
+    message = rpc.get("message")
+    said = f"HTTP {error.http_status}: {http.printable_line(message)}" if isinstance(message, str) else error.reason
     return ProviderError(
-        f"FCM {code}: {ERROR_HINTS[code]}. ({error.reason})",
+        f"FCM {code}: {ERROR_HINTS[code]}. ({said})",
         permanent=error.permanent,
         http_status=error.http_status,
         retry_after=error.retry_after,
         timed_out=error.timed_out,
+        answer=error.answer,
     )
 
 

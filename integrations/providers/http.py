@@ -3,12 +3,18 @@ auth_type, retried once with a fresh token after a 401, and judged the same way 
 
 A refused request (most 4xx) will be refused again; 5xx, 408, 429, timeouts and dropped connections
 are worth another try (Retry-After kept). Every text kept from an exchange is scrubbed of the URL's
-path and query and of every secret in the integration's auth_config.
+path and query, of every secret in the integration's auth_config, and of every credential the
+request's auth headers carried (an OAuth2 access token fetched for it is in no config, and a gateway
+may echo the Authorization header back). A refusal's ProviderError carries the provider's answer,
+JSON decoded and scrubbed the same way, so a provider can read its error code and message from the
+whole answer instead of a short excerpt.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from email.utils import parsedate_to_datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urljoin
@@ -19,7 +25,7 @@ from django.core.serializers.json import DjangoJSONEncoder
 from django.utils import timezone
 
 from config import outbound
-from integrations import auth
+from integrations import auth, credentials
 from integrations.providers.base import ProviderError, Result
 
 if TYPE_CHECKING:
@@ -27,8 +33,10 @@ if TYPE_CHECKING:
 
 USER_AGENT = "oncall-escalation-integrations/1"
 RETRYABLE_HTTP_STATUSES = frozenset({408, 429})
-RESPONSE_READ_BYTES = 1024
+ERROR_ANSWER_MAX_BYTES = 16 * 1024  # a refusal's answer read for its code and message
 RESPONSE_EXCERPT_CHARS = 160
+PROVIDER_MESSAGE_MAX_CHARS = 500  # a provider's own error message, as kept in a reason
+JSON_MAX_DEPTH = 32  # no provider's answer nests deeper; recursion has its limits
 RESULT_MAX_BYTES = 256 * 1024
 
 
@@ -71,8 +79,6 @@ def send(
 
 def config_of(integration: Integration) -> dict:
     """The integration's opened auth_config; a config that does not open is a permanent error."""
-    from integrations import credentials
-
     try:
         return integration.auth_config
     except credentials.CredentialError as exc:
@@ -92,7 +98,9 @@ def _send_once(
     headers = {"User-Agent": USER_AGENT, **extra_headers}
     if body is not None:
         headers.setdefault("Content-Type", "application/json; charset=utf-8")
-    headers.update(auth.headers(integration, config))
+    auth_headers = auth.headers(integration, config)
+    headers.update(auth_headers)
+    scrub = Scrub((url,), config, auth.sent_credentials(auth_headers))
     where = outbound.redact_url(url)
     try:
         with outbound.guarded_session() as session:
@@ -104,26 +112,48 @@ def _send_once(
             with response:
                 if response.status_code == 401:
                     return None
-                return _judge(response, config)
+                return _judge(response, scrub)
     except outbound.BlockedDestination as exc:
         raise ProviderError(f"Not sent to {where}: {exc}", permanent=True) from exc
     except requests.Timeout as exc:
         raise ProviderError(
-            f"{where} timed out (timeout {timeout}s): {_cause(exc, url, config)}", permanent=False, timed_out=True
+            f"{where} timed out (timeout {timeout}s): {_cause(exc, scrub)}", permanent=False, timed_out=True
         ) from exc
     except requests.ConnectionError as exc:
-        raise ProviderError(f"connection failed to {where}: {_cause(exc, url, config)}", permanent=False) from exc
+        raise ProviderError(f"connection failed to {where}: {_cause(exc, scrub)}", permanent=False) from exc
     except requests.RequestException as exc:  # an invalid URL, a bad header: retrying cannot help
-        raise ProviderError(
-            f"the request to {where} could not be sent: {_cause(exc, url, config)}", permanent=True
-        ) from exc
+        raise ProviderError(f"the request to {where} could not be sent: {_cause(exc, scrub)}", permanent=True) from exc
 
 
-def _judge(response: requests.Response, config: dict) -> Result:
+@dataclass(frozen=True)
+class Scrub:
+    """What no text kept from one exchange may show: the URLs' paths and queries (as given and as
+    requests sent it), the auth_config's secrets, and the credentials the request's auth headers
+    carried (`sent`)."""
+
+    urls: tuple[str, ...]
+    config: dict
+    sent: tuple[str, ...] = ()
+
+    def __call__(self, text: str) -> str:
+        return self.credentials_only(credentials.scrub_secrets(outbound.scrub(text, *self.urls), self.config))
+
+    def credentials_only(self, text: str) -> str:
+        for value in self.sent:  # longest first (auth.sent_credentials orders them)
+            text = text.replace(value, credentials.MASK)
+        return text
+
+
+def _judge(response: requests.Response, scrub: Scrub) -> Result:
     status = response.status_code
     if 200 <= status < 300:
-        return Result(http_status=status, data=_answer(response))
-    excerpt = _excerpt(response, config)
+        data = _answer(response)
+        # The caller's data is the provider's own, URLs included; only a credential we sent is taken out.
+        return Result(http_status=status, data=scrubbed_strings(data, scrub.credentials_only) if scrub.sent else data)
+    if response.url not in scrub.urls:
+        scrub = replace(scrub, urls=(*scrub.urls, response.url))
+    raw = _read(response, ERROR_ANSWER_MAX_BYTES)
+    excerpt = _excerpt(raw, scrub)
     reason = f"HTTP {status} {response.reason or ''}".strip() + (f": {excerpt}" if excerpt else "")
     if 300 <= status < 400:
         location = response.headers.get("Location")
@@ -131,10 +161,11 @@ def _judge(response: requests.Response, config: dict) -> Result:
         reason += f" (redirect to {location} not followed; fix the target URL)"
     retryable = status >= 500 or status in RETRYABLE_HTTP_STATUSES
     raise ProviderError(
-        _scrubbed(reason, response.url, config),
+        scrub(reason),
         permanent=not retryable,
         http_status=status,
         retry_after=retry_after_seconds(response.headers.get("Retry-After")) if retryable else None,
+        answer=scrubbed_strings(_json_or_none(raw), scrub),
     )
 
 
@@ -145,21 +176,47 @@ def _answer(response: requests.Response) -> Any:
     if "json" in (response.headers.get("Content-Type") or ""):
         try:
             return json.loads(raw)
-        except ValueError:
+        except (ValueError, RecursionError):
             pass
     return raw.decode("utf-8", errors="replace")
 
 
-def _excerpt(response: requests.Response, config: dict) -> str:
+def _read(response: requests.Response, limit: int) -> bytes:
+    try:
+        return response.raw.read(limit, decode_content=True) or b""
+    except Exception:  # the body is only a hint; the status decides
+        return b""
+
+
+def _json_or_none(raw: bytes) -> Any:
+    """A refusal's answer as JSON, whatever its Content-Type says (gateways mislabel it); None when it
+    is not JSON or was longer than what was read."""
+    if not raw.lstrip().startswith((b"{", b"[")):
+        return None
+    try:
+        return json.loads(raw)
+    except (ValueError, RecursionError):
+        return None
+
+
+def scrubbed_strings(value: Any, scrub: Callable[[str], str], depth: int = JSON_MAX_DEPTH) -> Any:
+    """`value` (decoded JSON) with every string in it, keys included, passed through `scrub`; what is
+    nested deeper than `depth` is dropped (no provider's answer is, and recursion has its limits)."""
+    if isinstance(value, str):
+        return scrub(value)
+    if depth <= 0 and isinstance(value, dict | list):
+        return None
+    if isinstance(value, dict):
+        return {scrub(str(key)): scrubbed_strings(item, scrub, depth - 1) for key, item in value.items()}
+    if isinstance(value, list):
+        return [scrubbed_strings(item, scrub, depth - 1) for item in value]
+    return value
+
+
+def _excerpt(raw: bytes, scrub: Scrub) -> str:
     """The start of the receiver's answer, as a hint for the admin: printable, one line, short, and
     with any URL cut to its host (an answer may echo the secret URL back)."""
-    try:
-        raw = response.raw.read(RESPONSE_READ_BYTES, decode_content=True)
-    except Exception:  # the body is only a hint; the status decides
-        return ""
-    text = "".join(char if char.isprintable() else " " for char in one_line(raw))
-    text = one_line(_scrubbed(text, response.url, config))
-    return text if len(text) <= RESPONSE_EXCERPT_CHARS else text[: RESPONSE_EXCERPT_CHARS - 1] + "…"
+    return printable_line(scrub(printable_line(raw, limit=None)), limit=RESPONSE_EXCERPT_CHARS)
 
 
 def excerpt_of(value: Any) -> str:
@@ -169,13 +226,14 @@ def excerpt_of(value: Any) -> str:
     return text if len(text) <= RESPONSE_EXCERPT_CHARS else text[: RESPONSE_EXCERPT_CHARS - 1] + "…"
 
 
-def _scrubbed(text: str, url: str, config: dict) -> str:
-    from integrations import credentials
+def printable_line(value: bytes | str, limit: int | None = PROVIDER_MESSAGE_MAX_CHARS) -> str:
+    """One line of printable text, cut to `limit` characters: how a provider's own words (already
+    scrubbed, e.g. read from ProviderError.answer) go into a reason."""
+    text = one_line("".join(char if char.isprintable() else " " for char in one_line(value)))
+    return text if limit is None or len(text) <= limit else text[: limit - 1] + "…"
 
-    return credentials.scrub_secrets(outbound.scrub(text, url), config)
 
-
-def _cause(exc: BaseException, url: str, config: dict) -> str:
+def _cause(exc: BaseException, scrub: Scrub) -> str:
     """The innermost cause of a requests failure (e.g. "ConnectionRefusedError: [Errno 111] Connection
     refused"), never the library's own message, which repeats the URL's path."""
     seen: set[int] = set()
@@ -188,7 +246,7 @@ def _cause(exc: BaseException, url: str, config: dict) -> str:
         if following is None:
             break
         innermost = following
-    return _scrubbed(f"{type(innermost).__name__}: {innermost}", url, config)
+    return scrub(f"{type(innermost).__name__}: {innermost}")
 
 
 def retry_after_seconds(value: str | None) -> float | None:

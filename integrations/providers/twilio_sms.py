@@ -25,7 +25,7 @@ from twilio.http.response import Response as TwilioResponse
 from twilio.rest import Client
 
 from config import outbound
-from integrations import credentials, rendering
+from integrations import auth, rendering
 from integrations.models import IntegrationType
 from integrations.providers import http
 from integrations.providers.base import CallContext, Provider, ProviderError, Result
@@ -38,7 +38,9 @@ MESSAGING_SERVICE_SID = re.compile(r"^MG[0-9a-fA-F]{32}$")
 SMS_MAX_CHARS = 1600  # Twilio's limit for a message body
 EVENT_SMS_MAX_CHARS = 320  # our own events: short enough to read on a lock screen, and cheap
 RETRYABLE_HTTP_STATUSES = frozenset({408, 429})
-SMS_FACTS = ("state", "incident_id", "acknowledged_by")  # what fits a text message; the link comes last
+# What fits a text message after the summary; the link comes last. An event without a summary (a
+# stored recording) has nothing but its facts to say: they all come, in rendering's order.
+SMS_FACTS = ("state", "incident_id", "acknowledged_by")
 
 
 class PhoneNumberField(serializers.RegexField):
@@ -59,17 +61,24 @@ class SendSmsIn(serializers.Serializer):
 
 def sms_text(event: str, payload: dict, language: str) -> str:
     """Our event as a short SMS: "[CRITICAL] 아무도 확인하지 않음: Disk full on db-1. 상태: 호출 중.
-    인시던트: #42." and the link when it still fits in EVENT_SMS_MAX_CHARS."""
+    인시던트: #42." (without a summary: "녹음 저장됨. 녹음: #77. 종류: 음성 통화. 길이: 2분 5초. ...")
+    and the link when it still fits in EVENT_SMS_MAX_CHARS."""
     labels = dict(rendering.FACT_LABELS)
-    wanted = [labels[key][language] for key in SMS_FACTS]
+    link_label = labels["url"][language]
     facts = dict(rendering.facts(payload, language))
     severity = payload.get("severity")
     prefix = f"[{str(severity).upper()}] " if severity else ""
+    title = rendering.event_title(event, language)
     summary = rendering.summary_of(event, payload, language).rstrip(".")
-    sentences = [f"{prefix}{rendering.event_title(event, language)}: {summary}"]
-    sentences += [f"{label}: {facts[label]}" for label in wanted if label in facts]
+    if summary != title:
+        sentences = [f"{prefix}{title}: {summary}"]
+        wanted = [labels[key][language] for key in SMS_FACTS]
+    else:  # the publisher sent no summary: the facts are the message
+        sentences = [f"{prefix}{title}"]
+        wanted = [label for label in facts if label != link_label]
+    sentences += [f"{label}: {facts[label].rstrip('.')}" for label in wanted if label in facts]
     text = ". ".join(sentences) + "."
-    link = facts.get(labels["url"][language], "")
+    link = facts.get(link_label, "")
     if link and len(text) + 1 + len(link) <= EVENT_SMS_MAX_CHARS:
         text += f" {link}"
     return text if len(text) <= EVENT_SMS_MAX_CHARS else text[: EVENT_SMS_MAX_CHARS - 1] + "…"
@@ -145,10 +154,12 @@ class TwilioSmsProvider(Provider):
         if options.get("messaging_service_sid"):
             sender["messaging_service_sid"] = options["messaging_service_sid"]
         where = outbound.redact_url(base_url)
+        # The SDK sends HTTP basic auth built from these credentials: its base64 is scrubbed too.
+        scrub = http.Scrub((base_url,), config, auth.sent_credentials(auth.headers(integration, config)))
         try:
             message = client.messages.create(to=data["to"], body=data["text"], **sender)
         except TwilioRestException as exc:
-            raise _refusal(exc, http_client.last_response, config) from exc
+            raise _refusal(exc, http_client.last_response, scrub) from exc
         except outbound.BlockedDestination as exc:
             raise ProviderError(f"Not sent to {where}: {exc}", permanent=True) from exc
         except requests.Timeout as exc:
@@ -156,8 +167,7 @@ class TwilioSmsProvider(Provider):
         except requests.ConnectionError as exc:
             raise ProviderError(f"connection failed to Twilio at {where}.", permanent=False) from exc
         except (TwilioException, ValueError) as exc:  # an answer the SDK could not read
-            reason = credentials.scrub_secrets(outbound.scrub(f"Twilio answered unexpectedly: {exc}", base_url), config)
-            raise ProviderError(reason, permanent=False) from exc
+            raise ProviderError(scrub(f"Twilio answered unexpectedly: {exc}"), permanent=False) from exc
         status = http_client.last_response.status_code if http_client.last_response else None
         return Result(
             http_status=status,
@@ -165,7 +175,7 @@ class TwilioSmsProvider(Provider):
         )
 
 
-def _refusal(exc: TwilioRestException, response: TwilioResponse | None, config: dict) -> ProviderError:
+def _refusal(exc: TwilioRestException, response: TwilioResponse | None, scrub: http.Scrub) -> ProviderError:
     """Twilio's error JSON {"code", "message", "more_info", "status"} as a ProviderError."""
     status = exc.status
     code, message = exc.code, exc.msg
@@ -179,9 +189,9 @@ def _refusal(exc: TwilioRestException, response: TwilioResponse | None, config: 
     retry_after = None
     if retryable and response is not None:
         retry_after = http.retry_after_seconds((response.headers or {}).get("Retry-After"))
-    reason = f"Twilio refused the message (HTTP {status}, error {code}): {http.one_line(str(message))}"
+    reason = f"Twilio refused the message (HTTP {status}, error {code}): {http.printable_line(str(message))}"
     return ProviderError(
-        credentials.scrub_secrets(outbound.scrub(reason), config),
+        scrub(reason),
         permanent=not retryable,
         http_status=status,
         retry_after=retry_after,

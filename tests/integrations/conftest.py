@@ -1,13 +1,23 @@
-"""Fixtures for integrations: the local receivers and a quick way to make integrations."""
+"""Fixtures for integrations: the local receivers, a quick way to make integrations, and the local
+services the notification and CRM provider tests register integrations against."""
 
 from __future__ import annotations
 
 import base64
 
 import pytest
+from rest_framework.test import APIClient
 
+from accounts.models import Role
 from config.redis import redis_client
 from integrations.models import Integration
+from tests.accounts.helpers import person
+from tests.integrations.crm_helpers import DV_SECRET, HUBSPOT_TOKEN, SF_SECRET
+from tests.integrations.crm_helpers import register as register_crm
+from tests.integrations.crm_servers import HubSpotServer, SalesforceServer
+from tests.integrations.dynamics_server import DynamicsServer
+from tests.integrations.notify_helpers import ACCOUNT_SID, AUTH_TOKEN, BOT_TOKEN, TWILIO_NUMBER, free_port
+from tests.integrations.notify_servers import SlackWebAPI, TwilioMessagingAPI
 from tests.integrations.receivers import HTTPReceiver, SMTPServer
 
 EXHAUSTED_PAYLOAD = {
@@ -104,3 +114,104 @@ def build_integration(
 @pytest.fixture
 def make_integration(db):
     return build_integration
+
+
+# --- the notification providers' local services (tests/integrations/notify_helpers.py registers them) --
+
+
+@pytest.fixture
+def admin_api(settings) -> APIClient:
+    settings.MFA_REQUIRED_ROLES = []
+    client = APIClient()
+    client.force_authenticate(person("notify-admin", Role.ADMIN))
+    return client
+
+
+@pytest.fixture(scope="module")
+def moto_url():
+    """moto's server: SNS and SES on a loopback port, which boto3 talks to as to AWS."""
+    from moto.server import ThreadedMotoServer
+
+    port = free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    yield f"http://127.0.0.1:{port}"
+    server.stop()
+
+
+@pytest.fixture
+def aws(moto_url, monkeypatch) -> str:
+    """The default credential chain finds keys in the environment (auth_type "none" uses it)."""
+    for name, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("AWS_SESSION_TOKEN", raising=False)
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    return moto_url
+
+
+@pytest.fixture
+def twilio():
+    with TwilioMessagingAPI(ACCOUNT_SID, AUTH_TOKEN, numbers=(TWILIO_NUMBER,)) as server:
+        yield server
+
+
+@pytest.fixture
+def slack():
+    with SlackWebAPI(
+        BOT_TOKEN, channels={"C0OPS00001": "ops", "C0SALES001": "sales"}, joined=("C0OPS00001",)
+    ) as server:
+        yield server
+
+
+# --- the local CRMs, each registered as an integration (tests/integrations/crm_helpers.py) -----------
+
+
+@pytest.fixture
+def sender(make_api_key) -> APIClient:
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Api-Key {make_api_key('integrations:write', name='contact-center')}")
+    return client
+
+
+@pytest.fixture
+def salesforce(db):
+    with SalesforceServer(client_id="sf-consumer", client_secret=SF_SECRET) as server:
+        register_crm(
+            "crm_salesforce",
+            "salesforce",
+            endpoint_url=server.url,
+            auth_type="oauth2_client_credentials",
+            auth_config={
+                "client_id": "sf-consumer",
+                "client_secret": SF_SECRET,
+                "token_url": f"{server.url}{server.token_path}",
+            },
+        )
+        yield server
+
+
+@pytest.fixture
+def hubspot(db):
+    with HubSpotServer(token=HUBSPOT_TOKEN) as server:
+        register_crm(
+            "crm_hubspot", "hubspot", endpoint_url=server.url, auth_type="bearer", auth_config={"token": HUBSPOT_TOKEN}
+        )
+        yield server
+
+
+@pytest.fixture
+def dynamics(db):
+    with DynamicsServer(client_id="dv-app", client_secret=DV_SECRET) as server:
+        register_crm(
+            "crm_dynamics",
+            "dynamics",
+            endpoint_url=server.url,
+            auth_type="oauth2_client_credentials",
+            auth_config={
+                "client_id": "dv-app",
+                "client_secret": DV_SECRET,
+                "token_url": server.token_url,
+                "scope": f"{server.url}/.default",
+            },
+        )
+        yield server

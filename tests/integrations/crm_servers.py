@@ -6,8 +6,9 @@ Dataverse's `{"error":{"code","message"}}`). They record every request and know 
 
 Knobs: `expire_tokens()` (every token issued so far is refused with the CRM's 401), `throttle_next()`
 (the CRM's rate-limit answer once: Dataverse a 429 with Retry-After, HubSpot a 429, Salesforce its
-403 REQUEST_LIMIT_EXCEEDED), `reflect_credentials` (error texts repeat the Authorization header, as a
-careless gateway would).
+403 REQUEST_LIMIT_EXCEEDED), `answer_next(answer)` (that answer once, e.g. an error with a long
+message: `sf_error`, `hs_error`, `dv_error` build the CRM's shapes), `reflect_credentials` (error
+texts repeat the Authorization header, as a careless gateway would).
 """
 
 from __future__ import annotations
@@ -75,7 +76,11 @@ class CRMServer:
         self.valid_tokens.clear()
 
     def throttle_next(self, retry_after: int = 30) -> None:
-        self._forced.append(self.rate_limited(retry_after))
+        self.answer_next(self.rate_limited(retry_after))
+
+    def answer_next(self, forced: Answer) -> None:
+        """The next authenticated request gets this answer, whatever it asked."""
+        self._forced.append(forced)
 
     def next_id(self) -> int:
         with self._lock:
@@ -88,8 +93,9 @@ class CRMServer:
         if not authorization.startswith("Bearer ") or not self.accepts(authorization[7:]):
             return self.unauthorized()
         if self._forced:
-            return self._forced.popleft()
-        status, headers, body = self.route(seen)
+            status, headers, body = self._forced.popleft()
+        else:
+            status, headers, body = self.route(seen)
         if status >= 400 and self.reflect_credentials:
             body = body.replace(b'"message": "', f'"message": "(sent {authorization}) '.encode(), 1)
         return status, headers, body
@@ -220,6 +226,8 @@ class SalesforceServer(CRMServer):
                 )
             except jwt.PyJWTError:
                 return answer(400, {"error": "invalid_grant", "error_description": "invalid assertion"})
+            if claims.get("exp", 0) > time.time() + 180:  # Salesforce: "exp ... within 3 minutes"
+                return answer(400, {"error": "invalid_grant", "error_description": "assertion expires too late"})
             if (claims.get("iss"), claims.get("sub")) != (self.client_id, self.username):
                 return answer(
                     400, {"error": "invalid_grant", "error_description": "user hasn't approved this consumer"}

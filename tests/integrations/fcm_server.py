@@ -33,6 +33,7 @@ FCM_ERRORS = {
     "INVALID_ARGUMENT": (400, "INVALID_ARGUMENT", "Request contains an invalid argument."),
     "QUOTA_EXCEEDED": (429, "RESOURCE_EXHAUSTED", "Quota exceeded for quota metric 'Send requests'."),
     "UNAVAILABLE": (503, "UNAVAILABLE", "The service is currently unavailable."),
+    "SENDER_ID_MISMATCH": (403, "PERMISSION_DENIED", "SenderId mismatch"),
 }
 
 
@@ -47,7 +48,8 @@ class FCMServer:
     """Records the pushes it accepted (`pushes`) and the token grants it answered (`grants`).
 
     `plan(...)` queues answers for the next sends: an FCM error code ("QUOTA_EXCEEDED", ...), or
-    (code, retry_after_seconds). `unregister(token)` makes a device token unknown (404 UNREGISTERED).
+    (code, retry_after_seconds), or (code, retry_after_seconds or None, the error's message).
+    `unregister(token)` makes a device token unknown (404 UNREGISTERED).
     `expire_tokens()` ends every access token issued so far, as their hour running out would."""
 
     def __init__(self, project_id: str = "oncall-alerts", token_lifetime: int = 3599) -> None:
@@ -171,8 +173,8 @@ class FCMServer:
         with self._lock:
             planned = self._plan.popleft() if self._plan else None
         if planned:
-            code, retry_after = planned if isinstance(planned, tuple) else (planned, None)
-            return _error(code), ({"Retry-After": str(retry_after)} if retry_after is not None else {})
+            code, retry_after, text = (*planned, None)[:3] if isinstance(planned, tuple) else (planned, None, None)
+            return _error(code, text), ({"Retry-After": str(retry_after)} if retry_after is not None else {})
         if message.get("token") in self._unregistered:
             return _error("UNREGISTERED"), {}
         with self._lock:

@@ -103,7 +103,8 @@ class _LocalAPI:
 
 class TwilioMessagingAPI(_LocalAPI):
     """Twilio's Messages resource for one account. `fail_next(("too_many", 7))` answers the next request
-    with 429 and Retry-After: 7; `fail_next("server_error")` with a 500."""
+    with 429 and Retry-After: 7; `fail_next("server_error")` with a 500; `fail_next("echo_credentials")`
+    with a 400 repeating the request's Authorization header, as a careless gateway in front would."""
 
     def __init__(self, account_sid: str, auth_token: str, *, numbers: tuple[str, ...] = ("+15017122661",)) -> None:
         super().__init__()
@@ -122,6 +123,9 @@ class TwilioMessagingAPI(_LocalAPI):
             return 429, {"Retry-After": str(failure[1])}, _twilio_error(20429, "Too Many Requests", 429)
         if failure == "server_error":
             return 500, {}, _twilio_error(20500, "Internal Server Error", 500)
+        if failure == "echo_credentials":
+            echoed = f"Bad request (sent Authorization: {request.headers['Authorization']})"
+            return 400, {}, _twilio_error(20001, echoed, 400)
         if not request.headers.get("Content-Type", "").startswith("application/x-www-form-urlencoded"):
             return 400, {}, _twilio_error(20001, "Unsupported content type", 400)
         form = {key: values[0] for key, values in parse_qs(request.body.decode(), keep_blank_values=True).items()}

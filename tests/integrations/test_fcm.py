@@ -19,6 +19,7 @@ from rest_framework.test import APIClient
 from accounts.models import Role
 from config.redis import redis_client
 from integrations.models import DeliveryAttempt, Integration, MessageStatus
+from integrations.providers.fcm import ERROR_HINTS
 from integrations.services import deliver, notify
 from tests.accounts.helpers import person
 from tests.integrations.conftest import EXHAUSTED_PAYLOAD
@@ -191,6 +192,25 @@ def test_an_unregistered_device_fails_at_once_and_is_not_tried_again(fcm, fast_r
     assert (again.status, again.attempts) == (MessageStatus.FAILED, 1)
     assert [status for status, _ in fcm.refused] == [404]
     assert fcm.pushes == []
+
+
+@pytest.mark.parametrize(("code", "status"), [("UNREGISTERED", 404), ("SENDER_ID_MISMATCH", 403)])
+def test_fcms_error_code_is_read_from_its_details_even_after_a_long_message(fcm, fast_retries, code, status):
+    # given FCM refusing the push with a long message, its FcmError code in the details after it
+    push_integration(fcm, token="device-token-kim")
+    long_message = "The registration token is not valid for this project: " + "device-token-kim " * 40
+    fcm.plan((code, None, long_message))
+    [message] = notify("incident.exhausted", EXHAUSTED_PAYLOAD, dedup_key="incident:42:exhausted")
+
+    # when delivery is tried
+    message = deliver(message.pk)
+
+    # then FCM's own code names the failure (not a guess from the HTTP status), with what to do about it
+    # and FCM's message read from its answer (not a cut excerpt of its JSON)
+    assert (message.status, message.attempts) == (MessageStatus.FAILED, 1)
+    assert message.last_error.startswith(f"Permanent failure: FCM {code}: {ERROR_HINTS[code]}.")
+    assert f"(HTTP {status}: The registration token is not valid for this project: device-token" in message.last_error
+    assert [refused for refused, _ in fcm.refused] == [status]
 
 
 @pytest.mark.parametrize(("code", "retry_after"), [("QUOTA_EXCEEDED", 30), ("UNAVAILABLE", 45)])

@@ -75,6 +75,34 @@ def test_a_webhook_url_with_a_token_in_its_query_leaks_nowhere(make_integration,
         assert "tok-9d8c7b6a5" not in text
 
 
+def test_an_oauth2_token_a_receiver_echoes_in_its_answer_is_kept_nowhere(receiver, make_integration, caplog):
+    # given a webhook authenticated with OAuth2 client credentials, whose receiver issues the token and
+    # then answers the delivery by repeating the Authorization header it got
+    caplog.set_level(logging.DEBUG)
+    token = "at-5c1e-fetched-never-shown"
+    json_type = {"Content-Type": "application/json"}
+    receiver.plan(
+        (200, json_type, json.dumps({"access_token": token, "expires_in": 3600}).encode()),
+        (200, json_type, json.dumps({"accepted": True, "seen_authorization": f"Bearer {token}"}).encode()),
+    )
+    make_integration(
+        target=f"{receiver.url}/hook",
+        auth_type="oauth2_client_credentials",
+        auth_config={"token_url": f"{receiver.url}/token", "client_id": "oncall", "client_secret": "cs-never-shown"},
+    )
+    [message] = notify("incident.exhausted", EXHAUSTED_PAYLOAD, dedup_key="incident:42:exhausted")
+
+    # when it is delivered
+    message = deliver(message.pk)
+
+    # then the delivery carried the token, and the answer kept on the attempt shows it masked
+    assert message.status == MessageStatus.DELIVERED, message.last_error
+    assert receiver.requests[1].headers["Authorization"] == f"Bearer {token}"
+    [attempt] = message.delivery_attempts.all()
+    assert attempt.excerpt == '{"accepted":true,"seen_authorization":"Bearer ••••"}'
+    assert token not in _everything_logged(caplog)
+
+
 @pytest.fixture
 def slack_and_signed_webhook():
     slack = build_integration("ops-slack", kind="slack", target=f"https://hooks.slack.com{SLACK_SECRET_PATH}")

@@ -1,108 +1,27 @@
-"""The CRM providers (Salesforce, HubSpot, Dynamics 365) through the messages API and our events, each
-against a local server that speaks its REST API (tests/integrations/crm_servers.py): lookups answer
-with the CRM's data, writes arrive in the documented shape, tokens are renewed once, rate limits are
-honoured, and a CRM's error reaches the caller readable and without a secret."""
+"""The CRM providers (Salesforce, HubSpot, Dynamics 365) answering lookups, and what happens when a CRM
+says no, each against a local server that speaks its REST API (tests/integrations/crm_servers.py):
+lookups answer with the CRM's data, tokens are renewed once, rate limits are honoured, and a CRM's
+error reaches the caller readable and without a secret. Writes and our events:
+test_crm_writes_and_events.py."""
 
 from __future__ import annotations
 
+import json
+import logging
 from datetime import timedelta
 
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from django.utils import timezone
-from rest_framework.test import APIClient
 
 from config.errors import InvalidInput
-from integrations import registry, rendering
-from integrations.models import Integration, MessageStatus, OutboundMessage
-from integrations.services import deliver, notify, send_async
-from tests.integrations.conftest import EXHAUSTED_PAYLOAD
-from tests.integrations.crm_servers import HubSpotServer, SalesforceServer
-from tests.integrations.dynamics_server import DynamicsServer
+from integrations.models import DeliveryAttempt, Integration, MessageStatus, OutboundMessage
+from integrations.services import deliver, send_async
+from tests.integrations.crm_helpers import DV_SECRET, HUBSPOT_TOKEN, SF_SECRET, names, register, send
+from tests.integrations.crm_servers import SalesforceServer, hs_error, sf_error
 
 pytestmark = pytest.mark.django_db
-
-SF_SECRET = "sf-secret-never-shown-7d1c"
-HUBSPOT_TOKEN = "pat-na1-never-shown-0c9e"
-DV_SECRET = "dv-secret-never-shown-51aa"
-RECORDING_STORED = {
-    "recording_id": 77,
-    "kind": "voice",
-    "session_id": "sess-9",
-    "agent_id": "agent-3",
-    "duration_seconds": 125.4,
-    "format": "wav",
-    "started_at": "2024-05-01T09:30:00+00:00",
-    "url": "https://oncall.example.com/api/v1/recordings/77",
-}
-
-
-@pytest.fixture
-def sender(make_api_key) -> APIClient:
-    client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Api-Key {make_api_key('integrations:write', name='contact-center')}")
-    return client
-
-
-def send(client, integration_id: str, message_type: str = "sync", **payload):
-    body = {"message_type": message_type, "payload": payload}
-    return client.post(f"/api/v1/integrations/{integration_id}/messages", body, format="json")
-
-
-def register(integration_id: str, provider: str, **fields):
-    return registry.create_integration(
-        {"integration_id": integration_id, "name": integration_id, "type": "crm", "provider": provider, **fields}
-    )
-
-
-@pytest.fixture
-def salesforce():
-    with SalesforceServer(client_id="sf-consumer", client_secret=SF_SECRET) as server:
-        register(
-            "crm_salesforce",
-            "salesforce",
-            endpoint_url=server.url,
-            auth_type="oauth2_client_credentials",
-            auth_config={
-                "client_id": "sf-consumer",
-                "client_secret": SF_SECRET,
-                "token_url": f"{server.url}{server.token_path}",
-            },
-        )
-        yield server
-
-
-@pytest.fixture
-def hubspot():
-    with HubSpotServer(token=HUBSPOT_TOKEN) as server:
-        register(
-            "crm_hubspot", "hubspot", endpoint_url=server.url, auth_type="bearer", auth_config={"token": HUBSPOT_TOKEN}
-        )
-        yield server
-
-
-@pytest.fixture
-def dynamics():
-    with DynamicsServer(client_id="dv-app", client_secret=DV_SECRET) as server:
-        register(
-            "crm_dynamics",
-            "dynamics",
-            endpoint_url=server.url,
-            auth_type="oauth2_client_credentials",
-            auth_config={
-                "client_id": "dv-app",
-                "client_secret": DV_SECRET,
-                "token_url": server.token_url,
-                "scope": f"{server.url}/.default",
-            },
-        )
-        yield server
-
-
-def names(response) -> list[str]:
-    assert response.status_code == 200, response.content
-    return [customer["name"] for customer in response.json()["result"]["customers"]]
 
 
 # --- lookups -------------------------------------------------------------------------------------
@@ -200,157 +119,6 @@ def test_dynamics_finds_a_customer_by_id_phone_and_email_and_escapes_odata_liter
     assert dynamics.requests[0].form()["scope"] == f"{dynamics.url}/.default"
 
 
-# --- writes --------------------------------------------------------------------------------------
-
-
-def test_salesforce_gets_a_case_and_a_call_task_in_the_documented_shape(sender, salesforce):
-    kim = salesforce.add_contact(LastName="Kim", Email="minsu@example.com")
-
-    case = send(
-        sender,
-        "crm_salesforce",
-        method="create_case",
-        subject="Refund not received",
-        description="Order 881",
-        priority="high",
-        customer_id=kim,
-    )
-    call = send(
-        sender,
-        "crm_salesforce",
-        method="log_interaction",
-        customer_id=kim,
-        channel="voice",
-        summary="Asked about the refund",
-        started_at="2024-05-01T09:30:00Z",
-        duration_seconds=125,
-        recording_id="rec-77",
-    )
-
-    assert case.status_code == call.status_code == 200
-    [stored_case] = salesforce.records["Case"].values()
-    assert stored_case == {
-        "Id": case.json()["result"]["id"],
-        "Subject": "Refund not received",
-        "Description": "Order 881",
-        "Priority": "High",
-        "ContactId": kim,
-    }
-    [task] = salesforce.records["Task"].values()
-    assert (task["WhoId"], task["TaskSubtype"], task["CallDurationInSeconds"], task["ActivityDate"]) == (
-        kim,
-        "Call",
-        125,
-        "2024-05-01",
-    )
-    assert task["Subject"] == "Call: Asked about the refund" and task["Status"] == "Completed"
-    assert "Recording: rec-77" in task["Description"]
-
-
-def test_hubspot_upserts_by_email_and_logs_a_call_a_chat_and_a_ticket_on_the_contact(sender, hubspot):
-    kim = hubspot.add_contact(email="minsu@example.com", lastname="Kim")
-
-    updated = send(sender, "crm_hubspot", method="upsert_customer", email="minsu@example.com", first_name="Minsu")
-    created = send(sender, "crm_hubspot", method="upsert_customer", email="new@example.com", last_name="Park")
-    call = send(
-        sender,
-        "crm_hubspot",
-        method="log_interaction",
-        customer_id=kim,
-        summary="Refund",
-        started_at="2024-05-01T09:30:00+09:00",
-        duration_seconds=90,
-    )
-    chat = send(
-        sender,
-        "crm_hubspot",
-        method="log_interaction",
-        customer_id=kim,
-        channel="chat",
-        summary="Asked for the invoice",
-        started_at="2024-05-01T10:00:00Z",
-        duration_seconds=300,
-    )
-    ticket = send(
-        sender, "crm_hubspot", method="create_case", subject="Refund not received", priority="low", customer_id=kim
-    )
-
-    assert updated.json()["result"] == {"id": kim, "created": False}
-    assert created.json()["result"]["created"] is True
-    assert hubspot.objects["contacts"][kim] == {"email": "minsu@example.com", "lastname": "Kim", "firstname": "Minsu"}
-    [stored_call] = hubspot.objects["calls"].values()
-    assert stored_call["hs_call_duration"] == "90000"  # milliseconds
-    assert stored_call["hs_timestamp"] == "2024-05-01T00:30:00.000Z"
-    [stored_ticket] = hubspot.objects["tickets"].values()
-    assert (stored_ticket["hs_pipeline"], stored_ticket["hs_pipeline_stage"], stored_ticket["hs_ticket_priority"]) == (
-        "0",
-        "1",
-        "LOW",
-    )
-    assert hubspot.associations == [
-        ("calls", call.json()["result"]["id"], kim, 194),
-        ("notes", chat.json()["result"]["id"], kim, 202),
-        ("tickets", ticket.json()["result"]["id"], kim, 16),
-    ]
-    # a chat is a note on the contact, not a call
-    [note] = hubspot.objects["notes"].values()
-    assert note["hs_note_body"].startswith("Chat: Asked for the invoice")
-
-
-def test_dynamics_gets_a_phone_call_and_a_case_and_an_update_never_creates(sender, dynamics):
-    kim = dynamics.add("contacts", lastname="Kim", emailaddress1="minsu@example.com")
-    missing = "11111111-2222-3333-4444-555555555555"
-
-    call = send(
-        sender,
-        "crm_dynamics",
-        method="log_interaction",
-        customer_id=kim,
-        summary="Refund",
-        started_at="2024-05-01T09:30:00Z",
-        duration_seconds=61,
-    )
-    case = send(
-        sender, "crm_dynamics", method="create_case", subject="Refund not received", priority="high", customer_id=kim
-    )
-    update_of_nobody = send(sender, "crm_dynamics", method="upsert_customer", customer_id=missing, first_name="Ghost")
-
-    [phonecall] = dynamics.rows["phonecalls"].values()
-    assert (phonecall["regardingobjectid_contact"], phonecall["actualdurationminutes"]) == (kim, 2)
-    assert (phonecall["actualstart"], phonecall["actualend"]) == ("2024-05-01T09:30:00Z", "2024-05-01T09:31:01Z")
-    assert call.json()["result"]["id"] == phonecall["activityid"]
-    [incident] = dynamics.rows["incidents"].values()
-    assert (incident["title"], incident["prioritycode"], incident["customerid_contact"]) == (
-        "Refund not received",
-        1,
-        kim,
-    )
-    assert case.json()["result"]["ticket_number"] == incident["ticketnumber"]
-    # PATCH with If-Match: * is refused for a missing id instead of creating it
-    assert update_of_nobody.status_code == 502
-    assert (
-        f"Dynamics 365 answered HTTP 404 0x80040217: contact With Id = {missing} Does Not Exist"
-        in update_of_nobody.json()["error"]["message"]
-    )
-    assert missing not in dynamics.rows["contacts"]
-
-
-def test_a_dynamics_case_without_a_customer_goes_to_the_configured_account_or_is_refused(sender, dynamics):
-    refused = send(sender, "crm_dynamics", method="create_case", subject="Disk full")
-    account = dynamics.add("accounts", name="On-call operations")
-    registry.update_integration(
-        Integration.objects.get(integration_id="crm_dynamics"), {"options": {"case_account_id": account}}
-    )
-    accepted = send(sender, "crm_dynamics", method="create_case", subject="Disk full")
-
-    assert refused.status_code == 502
-    assert "needs a customer" in refused.json()["error"]["message"]
-    assert accepted.status_code == 200, accepted.content
-    [incident] = dynamics.rows["incidents"].values()
-    assert incident["customerid_account"] == account
-    assert not [seen for seen in dynamics.api_requests() if seen.method == "POST"][:-1]  # the refused one sent nothing
-
-
 # --- tokens, rate limits, errors -----------------------------------------------------------------
 
 
@@ -445,7 +213,7 @@ def test_a_crm_error_message_reaches_the_caller_as_a_502_without_any_secret(send
     # then each caller reads the CRM's own message, and no credential
     assert hubspot_error.status_code == salesforce_error.status_code == 502
     hubspot_message = hubspot_error.json()["error"]["message"]
-    assert "HubSpot answered HTTP 400: " in hubspot_message
+    assert "HubSpot answered HTTP 400 VALIDATION_ERROR: " in hubspot_message
     assert "Object 999 of type contact does not exist" in hubspot_message
     assert HUBSPOT_TOKEN not in hubspot_error.content.decode() and "Bearer ••••" in hubspot_message
     assert salesforce_error.json()["error"]["message"] == (
@@ -454,6 +222,73 @@ def test_a_crm_error_message_reaches_the_caller_as_a_502_without_any_secret(send
     )
     for leaked in (SF_SECRET, *salesforce.valid_tokens):
         assert leaked not in salesforce_error.content.decode()
+
+
+def test_a_fetched_access_token_echoed_in_an_error_is_in_no_answer_stored_error_or_log_line(
+    sender, system_client, salesforce, caplog
+):
+    # given a Salesforce gateway that repeats the request's Authorization header (an OAuth2 token we
+    # fetched, not a secret of the integration's config) in its error answers
+    caplog.set_level(logging.DEBUG)
+    salesforce.reflect_credentials = True
+
+    # when a contact without a last name is created now, and once more by the worker
+    now = send(sender, "crm_salesforce", method="upsert_customer", email="new@example.com", first_name="Jia")
+    queued = send(
+        sender, "crm_salesforce", "async", method="upsert_customer", email="new@example.com", first_name="Jia"
+    )
+    later = deliver(queued.json()["message_id"])
+
+    # then the caller and the admin still read Salesforce's message, with the credential masked
+    assert now.status_code == 502
+    assert "REQUIRED_FIELD_MISSING: (sent Bearer ••••) Required fields are missing" in now.json()["error"]["message"]
+    assert later.status == MessageStatus.FAILED
+    detail = system_client.get(f"/api/v1/integrations/crm_salesforce/messages/{later.pk}")
+    assert "(sent Bearer ••••)" in detail.json()["delivery_attempts"][0]["error"]
+    # and the token itself is in no answer, stored text or log line
+    stored = [
+        *OutboundMessage.objects.values_list("last_error", flat=True),
+        *DeliveryAttempt.objects.values_list("error", "excerpt"),
+    ]
+    logged = [f"{record.getMessage()} {record.__dict__}" for record in caplog.records]
+    [token] = salesforce.valid_tokens
+    assert salesforce.api_requests()[-1].headers["Authorization"] == f"Bearer {token}"
+    for text in (now.content.decode(), detail.content.decode(), json.dumps(stored), *logged):
+        assert token not in text
+
+
+def test_a_long_hubspot_error_still_names_its_category_and_message(sender, hubspot):
+    # given HubSpot refusing a write with a long validation message, its category after it (HubSpot's order)
+    kim = hubspot.add_contact(email="minsu@example.com", lastname="Kim")
+    problems = "; ".join(f'Property "custom_score_{n}" must be a number' for n in range(30))
+    hubspot.answer_next(hs_error(400, "VALIDATION_ERROR", f"Property values were not valid: {problems}"))
+
+    # when the contact is updated
+    response = send(sender, "crm_hubspot", method="upsert_customer", customer_id=kim, first_name="Minsu")
+
+    # then the caller reads HubSpot's category and the start of its message, not a cut JSON excerpt
+    assert response.status_code == 502
+    assert response.json()["error"]["message"].startswith(
+        'Permanent failure: HubSpot answered HTTP 400 VALIDATION_ERROR: Property values were not valid: Property "'
+    )
+
+
+def test_a_salesforce_limit_with_a_long_message_is_still_retried(salesforce):
+    # given Salesforce's API limit reached, said with a long message before its errorCode (Salesforce's order)
+    kim = salesforce.add_contact(LastName="Kim")
+    usage = ", ".join(f"{name}: 100000/100000" for name in ("TotalRequests", "DailyApiRequests", "HourlyODataCallout"))
+    salesforce.answer_next(sf_error(403, "REQUEST_LIMIT_EXCEEDED", f"Limits exceeded for this org ({usage}) " * 3))
+    message, _ = send_async(
+        Integration.objects.get(integration_id="crm_salesforce"),
+        {"method": "create_case", "subject": "Refund", "customer_id": kim},
+    )
+
+    # when the worker tries it
+    throttled = deliver(message.pk)
+
+    # then the errorCode decided: it waits for another try instead of failing for good
+    assert throttled.status == MessageStatus.PENDING
+    assert throttled.last_error.startswith("Salesforce answered HTTP 403 REQUEST_LIMIT_EXCEEDED: Limits exceeded")
 
 
 def test_bad_input_is_a_400_naming_the_field_and_an_unknown_method_lists_the_methods(sender, salesforce, hubspot):
@@ -494,32 +329,3 @@ def test_a_dynamics_integration_without_a_scope_is_refused_when_registered(dynam
 
     assert f'"scope": "{dynamics.url}/.default"' in refused.value.fields["auth_config"]
     assert DV_SECRET not in str(refused.value.fields)
-
-
-# --- our events ----------------------------------------------------------------------------------
-
-
-def test_an_incident_event_becomes_a_case_and_a_stored_recording_a_call_task(salesforce):
-    kim = salesforce.add_contact(LastName="Kim")
-
-    # when an incident is exhausted and a customer's call recording is stored
-    [case_message] = notify("incident.exhausted", EXHAUSTED_PAYLOAD, dedup_key="incident:42:exhausted")
-    [call_message] = notify(
-        "recording.stored", {**RECORDING_STORED, "customer_id": kim}, dedup_key="recording:77:stored"
-    )
-    [internal] = notify("recording.stored", RECORDING_STORED, dedup_key="recording:78:stored")
-    delivered = [deliver(message.pk) for message in (case_message, call_message, internal)]
-
-    # then Salesforce has a high-priority case and a call on the contact; a recording without a customer is skipped
-    assert [message.status for message in delivered] == [MessageStatus.DELIVERED] * 3
-    [case] = salesforce.records["Case"].values()
-    language = rendering.language_of(Integration.objects.get(integration_id="crm_salesforce"))
-    assert case["Subject"] == rendering.email_subject("incident.exhausted", EXHAUSTED_PAYLOAD, language=language)
-    assert case["Subject"].startswith("[CRITICAL] Disk full on db-1")
-    assert case["Priority"] == "High"
-    assert "nobody pressed 1 after 5 calls" in case["Description"]
-    [task] = salesforce.records["Task"].values()
-    assert (task["WhoId"], task["TaskSubtype"], task["CallDurationInSeconds"]) == (kim, "Call", 125)
-    assert task["Subject"] == "Call: Call recorded, agent agent-3, session sess-9."
-    assert "Recording link: https://oncall.example.com/api/v1/recordings/77" in task["Description"]
-    assert delivered[2].delivery_attempts.get().excerpt == '{"skipped":"Not logged: the recording names no customer."}'

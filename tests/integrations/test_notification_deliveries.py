@@ -1,177 +1,46 @@
-"""Notification providers through their real SDKs and protocols, each to a local server: Twilio SMS (the
-twilio SDK, to a Messaging API server), AWS SNS and SES (boto3, to moto's server, asserting what moto
-recorded), and Slack's chat.postMessage (to a Web API server). Registered and sent through our API;
-async messages delivered by the service the worker runs (`deliver`), so retries are observable."""
+"""Each notification provider speaks its service's protocol, through its real SDK, to a local server:
+Twilio SMS (the twilio SDK, to a Messaging API server), AWS SNS and SES (boto3, to moto's server,
+asserting what moto recorded), and Slack's chat.postMessage (to a Web API server). Registered and sent
+through our API; async messages delivered by the service the worker runs (`deliver`), so retries are
+observable. What every provider shares (bad input, timeouts, the SSRF guard, secrets) is in
+test_notification_safeguards.py."""
 
 from __future__ import annotations
 
 import base64
 import json
-import socket
 from datetime import timedelta
 from urllib.parse import parse_qs
 
-import boto3
 import pytest
-import requests
 from django.utils import timezone
-from rest_framework.test import APIClient
 
-from accounts.models import Role
 from integrations.models import MessageStatus, OutboundMessage
 from integrations.services import deliver, notify
-from tests.accounts.helpers import person
 from tests.integrations.conftest import EXHAUSTED_PAYLOAD
-from tests.integrations.notify_servers import INVALID_NUMBER, SilentServer, SlackWebAPI, TwilioMessagingAPI
+from tests.integrations.notify_helpers import (
+    ACCOUNT_SID,
+    AUTH_TOKEN,
+    AWS_KEY_ID,
+    BOT_TOKEN,
+    ON_CALL_PHONE,
+    REGION,
+    SENDER,
+    TWILIO_NUMBER,
+    assert_no_secret,
+    aws_admin,
+    free_port,
+    moto_recorded,
+    register,
+    send,
+    ses,
+    slack_api,
+    sns,
+    twilio_sms,
+)
+from tests.integrations.notify_servers import INVALID_NUMBER
 
 pytestmark = pytest.mark.django_db
-
-ACCOUNT_SID = "AC" + "5" * 32
-AUTH_TOKEN = "twilio-auth-token-never-shown-71"
-BOT_TOKEN = "xoxb-bot-token-never-shown-2f9"
-AWS_KEY_ID = "AKIAIOSFODNN7EXAMPLE"
-AWS_SECRET = "aws-secret-key-never-shown/K7MDENG"
-TWILIO_NUMBER = "+15017122661"
-ON_CALL_PHONE = "+821012345678"
-SENDER = "oncall@example.com"
-REGION = "ap-northeast-2"
-SECRETS = (AUTH_TOKEN, BOT_TOKEN, AWS_SECRET)
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-@pytest.fixture(scope="module")
-def moto_url():
-    """moto's server: SNS and SES on a loopback port, which boto3 talks to as to AWS."""
-    from moto.server import ThreadedMotoServer
-
-    port = free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    yield f"http://127.0.0.1:{port}"
-    server.stop()
-
-
-@pytest.fixture
-def aws(moto_url, monkeypatch) -> str:
-    """The default credential chain finds keys in the environment (auth_type "none" uses it)."""
-    for name, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}.items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.delenv("AWS_SESSION_TOKEN", raising=False)
-    monkeypatch.delenv("AWS_PROFILE", raising=False)
-    return moto_url
-
-
-def aws_admin(moto_url: str, service: str):
-    """boto3 as an AWS administrator would use it, to prepare the account (a topic, a verified sender)."""
-    return boto3.client(service, region_name=REGION, endpoint_url=moto_url)
-
-
-def moto_recorded(moto_url: str, service: str, model: str) -> list[dict]:
-    """What moto's server keeps of a service (its introspection endpoint)."""
-    return requests.get(f"{moto_url}/moto-api/data.json", timeout=5).json()[service][model]
-
-
-@pytest.fixture
-def twilio():
-    with TwilioMessagingAPI(ACCOUNT_SID, AUTH_TOKEN, numbers=(TWILIO_NUMBER,)) as server:
-        yield server
-
-
-@pytest.fixture
-def slack():
-    with SlackWebAPI(
-        BOT_TOKEN, channels={"C0OPS00001": "ops", "C0SALES001": "sales"}, joined=("C0OPS00001",)
-    ) as server:
-        yield server
-
-
-@pytest.fixture
-def admin_api(settings) -> APIClient:
-    settings.MFA_REQUIRED_ROLES = []
-    client = APIClient()
-    client.force_authenticate(person("notify-admin", Role.ADMIN))
-    return client
-
-
-def register(admin_api, integration_id: str, provider: str, **fields):
-    body = {"integration_id": integration_id, "name": integration_id, "type": "notification", "provider": provider}
-    return admin_api.post("/api/v1/integrations", {**body, **fields}, format="json")
-
-
-def twilio_sms(admin_api, twilio, **options):
-    return register(
-        admin_api,
-        "sms",
-        "twilio_sms",
-        endpoint_url=twilio.url,
-        auth_type="basic",
-        auth_config={"username": ACCOUNT_SID, "password": AUTH_TOKEN},
-        options={"from": TWILIO_NUMBER, "to": ON_CALL_PHONE, **options},
-    )
-
-
-def sns(admin_api, moto_url, **options):
-    return register(
-        admin_api,
-        "aws_sms",
-        "sns",
-        endpoint_url=moto_url,
-        auth_type="basic",
-        auth_config={"username": AWS_KEY_ID, "password": AWS_SECRET},
-        options={"region": REGION, **options},
-    )
-
-
-def ses(admin_api, moto_url, **options):
-    return register(
-        admin_api,
-        "aws_email",
-        "ses",
-        endpoint_url=moto_url,
-        options={"from": SENDER, "to": ["ops@example.com"], "region": REGION, **options},
-    )
-
-
-def slack_api(admin_api, slack, **options):
-    return register(
-        admin_api,
-        "slack_bot",
-        "slack_api",
-        endpoint_url=f"{slack.url}/api",
-        auth_type="bearer",
-        auth_config={"token": BOT_TOKEN},
-        options={"channel": "C0OPS00001", **options},
-    )
-
-
-def register_working(provider: str, admin_api, twilio, slack, moto_url: str) -> str:
-    """One working integration of `provider`; its integration_id."""
-    if provider == "twilio_sms":
-        response = twilio_sms(admin_api, twilio)
-    elif provider == "sns":
-        response = sns(admin_api, moto_url, to=ON_CALL_PHONE)
-    elif provider == "ses":
-        response = ses(admin_api, moto_url)
-    else:
-        response = slack_api(admin_api, slack)
-    assert response.status_code == 201, response.content
-    return response.json()["integration_id"]
-
-
-def send(client, integration_id: str, payload: dict, message_type: str = "sync"):
-    body = {"message_type": message_type, "payload": payload}
-    return client.post(f"/api/v1/integrations/{integration_id}/messages", body, format="json")
-
-
-def assert_no_secret(*texts: str) -> None:
-    for text in texts:
-        for secret in SECRETS:
-            assert secret not in text
 
 
 # --- Twilio SMS ---------------------------------------------------------------------------------------
@@ -236,6 +105,35 @@ def test_our_event_becomes_a_short_sms_to_the_on_call_number(admin_api, twilio):
     assert sms["body"] == (
         "[CRITICAL] 아무도 확인하지 않음: Disk full on db-1. 상태: 호출 중. 인시던트: #42. "
         "http://127.0.0.1:8000/api/v1/incidents/42"
+    )
+
+
+def test_a_stored_recording_becomes_an_sms_of_its_facts(admin_api, twilio):
+    # given an SMS integration for every event, and a call recording stored (its event has no summary)
+    assert twilio_sms(admin_api, twilio).status_code == 201
+    stored = {
+        "recording_id": 77,
+        "kind": "voice",
+        "session_id": "sess-9",
+        "agent_id": "agent-3",
+        "customer_id": "C-1009",
+        "incident_id": None,
+        "duration_seconds": 125.4,
+        "format": "wav",
+        "started_at": "2024-05-01T09:30:00+00:00",
+        "url": "https://oncall.example.com/api/v1/recordings/77",
+    }
+
+    # when its event is delivered
+    [message] = notify("recording.stored", stored, dedup_key="recording:77:stored")
+    message = deliver(message.pk)
+
+    # then the SMS says what was stored, not the event's title twice
+    assert message.status == MessageStatus.DELIVERED, message.last_error
+    [sms] = twilio.messages
+    assert sms["body"] == (
+        "녹음 저장됨. 녹음: #77. 종류: 음성 통화. 길이: 2분 5초. 고객: C-1009. 상담원: agent-3. 세션: sess-9. "
+        "형식: wav. 시작 시각: 2024-05-01 18:30 KST. https://oncall.example.com/api/v1/recordings/77"
     )
 
 
@@ -483,142 +381,3 @@ def test_slack_rate_limit_is_retried_after_its_retry_after(admin_api, system_cli
     OutboundMessage.objects.filter(pk=message_id).update(next_attempt_at=timezone.now())
     assert deliver(message_id).status == MessageStatus.DELIVERED
     assert [posted["text"] for posted in slack.messages] == ["once"]
-
-
-# --- What every provider shares -------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    ("provider", "payload", "field"),
-    [
-        ("twilio_sms", {"method": "send_sms", "to": "010-1234", "text": "x"}, "payload.to"),
-        ("twilio_sms", {"method": "send_sms", "to": ON_CALL_PHONE, "text": "x" * 1601}, "payload.text"),
-        ("sns", {"method": "send_sms", "to": "+1", "text": "x"}, "payload.to"),
-        ("ses", {"method": "send_email", "to": "not-an-address", "subject": "s", "text": "t"}, "payload.to"),
-        ("ses", {"method": "send_email", "to": "kim@example.com", "text": "t"}, "payload.subject"),
-        ("slack_api", {"method": "post_message", "blocks": []}, "payload.text"),
-    ],
-)
-def test_a_bad_payload_is_a_400_naming_the_field_and_sends_nothing(
-    admin_api, system_client, twilio, slack, aws, provider, payload, field
-):
-    integration_id = register_working(provider, admin_api, twilio, slack, aws)
-
-    response = send(system_client, integration_id, payload)
-
-    assert response.status_code == 400
-    assert field in response.json()["error"]["fields"]
-    assert twilio.requests == [] and slack.requests == []
-    assert not OutboundMessage.objects.exists()
-
-
-@pytest.mark.parametrize("provider", ["twilio_sms", "sns", "ses", "slack_api"])
-def test_a_service_that_never_answers_is_a_504_within_our_timeout(admin_api, system_client, settings, aws, provider):
-    # given a provider whose service takes the connection and never answers
-    settings.INTEGRATION_SYNC_TIMEOUT = (0.5, 0.5)
-    with SilentServer() as silent:
-        integration_id = register_working(provider, admin_api, silent, silent, silent.url)
-        payload = {
-            "twilio_sms": {"method": "send_sms", "to": ON_CALL_PHONE, "text": "x"},
-            "sns": {"method": "send_sms", "text": "x"},
-            "ses": {"method": "send_email", "to": "kim@example.com", "subject": "s", "text": "t"},
-            "slack_api": {"method": "post_message", "text": "x"},
-        }[provider]
-
-        # when a message is sent now
-        response = send(system_client, integration_id, payload)
-
-    # then the SDK gave up at our read timeout, and the caller hears it was a timeout
-    assert response.status_code == 504, response.content
-    assert response.json()["error"]["code"] == "provider_timeout"
-
-
-def test_an_unknown_method_lists_the_providers_methods(admin_api, system_client, twilio):
-    twilio_sms(admin_api, twilio)
-
-    response = send(system_client, "sms", {"method": "send_email", "to": "a@example.com"})
-
-    assert response.status_code == 400
-    assert "its methods are: send_sms" in response.json()["error"]["message"]
-
-
-@pytest.mark.parametrize(
-    ("provider", "fields", "field", "says"),
-    [
-        ("twilio_sms", {"auth_type": "basic", "auth_config": {"username": ACCOUNT_SID}}, "auth_config", "password"),
-        ("twilio_sms", {"auth_type": "bearer", "auth_config": {"token": "t"}}, "auth_type", "basic"),
-        ("twilio_sms", {"auth_type": "basic", "options": {"to": ON_CALL_PHONE}}, "options", "options.from"),
-        ("sns", {"options": {"region": "seoul"}}, "options", "options.region"),
-        ("sns", {"options": {}}, "options", "options.topic_arn"),
-        ("ses", {"options": {"to": ["ops@example.com"]}}, "options", "options.from"),
-        ("ses", {"options": {"from": SENDER}}, "options", "at least one email address"),
-        ("slack_api", {"auth_type": "bearer", "auth_config": {"token": "t"}}, "options", "options.channel"),
-        ("slack_api", {"auth_type": "none"}, "auth_type", "bearer"),
-    ],
-)
-def test_an_integration_that_cannot_work_is_refused_naming_the_field(admin_api, provider, fields, field, says):
-    auth = {"auth_config": {"username": ACCOUNT_SID, "password": AUTH_TOKEN}} if provider == "twilio_sms" else {}
-
-    response = register(admin_api, "broken", provider, **{**auth, **fields})
-
-    assert response.status_code == 400, response.content
-    assert says in response.json()["error"]["fields"][field]
-    assert_no_secret(response.content.decode())
-
-
-@pytest.mark.parametrize("target", ["http://169.254.169.254/latest", "http://10.0.0.1/api"])
-@pytest.mark.parametrize("provider", ["twilio_sms", "sns", "ses", "slack_api"])
-def test_an_endpoint_inside_our_network_is_refused_when_saved(admin_api, settings, provider, target):
-    settings.INTEGRATIONS_ALLOW_PRIVATE_TARGETS = False
-
-    response = register(admin_api, "inside", provider, endpoint_url=target)
-
-    assert response.status_code == 400
-    assert response.json()["error"]["fields"]["endpoint_url"].startswith("Refused: ")
-
-
-def test_the_sdks_connect_only_through_our_guard(admin_api, system_client, settings, twilio, aws):
-    # given integrations saved while loopback targets were allowed (a local test receiver) ...
-    assert twilio_sms(admin_api, twilio).status_code == 201
-    assert sns(admin_api, aws, to=ON_CALL_PHONE).status_code == 201
-    before = len(moto_recorded(aws, "sns", "SMS"))
-    # ... when the guard is back on, the twilio SDK and boto3 both meet it at connect time
-    settings.INTEGRATIONS_ALLOW_PRIVATE_TARGETS = False
-
-    answers = [
-        send(system_client, "sms", {"method": "send_sms", "to": ON_CALL_PHONE, "text": "x"}),
-        send(system_client, "aws_sms", {"method": "send_sms", "text": "x"}),
-    ]
-
-    for answer in answers:
-        assert answer.status_code == 502
-        assert "Refused: 127.0.0.1 is a loopback address" in answer.json()["error"]["message"]
-    assert twilio.requests == []
-    assert len(moto_recorded(aws, "sns", "SMS")) == before
-
-
-def test_no_secret_in_any_answer_of_the_api(admin_api, system_client, twilio, slack, aws):
-    # given all four providers registered with their secrets, and a failing message for each
-    twilio_sms(admin_api, twilio)
-    sns(admin_api, aws, topic_arn=f"arn:aws:sns:{REGION}:123456789012:missing")
-    ses(admin_api, aws, **{"from": "unverified@example.net"})
-    slack_api(admin_api, slack)
-    twilio.fail_next("server_error")
-    failures = [
-        send(system_client, "sms", {"method": "send_sms", "to": ON_CALL_PHONE, "text": "x"}),
-        send(system_client, "aws_sms", {"method": "send_sms", "text": "x"}),
-        send(system_client, "aws_email", {"method": "send_email", "to": "a@example.com", "subject": "s", "text": "t"}),
-        send(system_client, "slack_bot", {"method": "post_message", "channel": "#nowhere", "text": "x"}),
-    ]
-    assert [failure.status_code for failure in failures] == [502, 502, 502, 502]
-
-    # when everything the API shows is read back
-    pages = [admin_api.get("/api/v1/integrations")]
-    for integration_id in ("sms", "aws_sms", "aws_email", "slack_bot"):
-        pages.append(admin_api.get(f"/api/v1/integrations/{integration_id}"))
-        for row in system_client.get(f"/api/v1/integrations/{integration_id}/messages").json()["results"]:
-            pages.append(system_client.get(f"/api/v1/integrations/{integration_id}/messages/{row['message_id']}"))
-
-    # then no secret is in any of it, while the errors still say what went wrong
-    assert_no_secret(*(page.content.decode() for page in pages + failures))
-    assert "error 20500" in failures[0].json()["error"]["message"]
