@@ -335,10 +335,14 @@ REFRESH_RATE_PER_ADDRESS = env.str("REFRESH_RATE_PER_ADDRESS", default="60/min")
 REFRESH_RATE_PER_USER = env.str("REFRESH_RATE_PER_USER", default="20/min")
 DRILL_RATE = env.str("DRILL_RATE", default="10/hour")
 # Per API key on alert ingestion: generous, so a real alert storm passes.
-ALERT_RATE_PER_KEY = env.str("ALERT_RATE_PER_KEY", default="6000/min")
+ALERT_RATE_PER_KEY = env.str("ALERT_RATE_PER_KEY", default="60000/min")
 
 # API keys: how often `last_used_at` is written at most (an alert storm must not write per request).
 API_KEY_LAST_USED_RESOLUTION_SECONDS = 60
+# API keys and the policy an alert goes to are read at most once per this many seconds per process
+# (config/ttlcache.py): a revocation or a policy change made in another process takes effect within it.
+API_KEY_CACHE_SECONDS = env.float("API_KEY_CACHE_SECONDS", default=5.0)
+POLICY_CACHE_SECONDS = env.float("POLICY_CACHE_SECONDS", default=5.0)
 # The longest an API key may be created to live (longer, or an expiry already passed, is refused).
 API_KEY_MAX_LIFETIME_DAYS = env.int("API_KEY_MAX_LIFETIME_DAYS", default=1825)
 
@@ -432,6 +436,9 @@ INTEGRATION_TOKEN_EXPIRY_MARGIN_SECONDS = env.float("INTEGRATION_TOKEN_EXPIRY_MA
 INTEGRATION_BREAKER_FAILURE_THRESHOLD = env.int("INTEGRATION_BREAKER_FAILURE_THRESHOLD", default=5)
 INTEGRATION_BREAKER_WINDOW_SECONDS = env.int("INTEGRATION_BREAKER_WINDOW_SECONDS", default=60)
 INTEGRATION_BREAKER_COOLDOWN_SECONDS = env.float("INTEGRATION_BREAKER_COOLDOWN_SECONDS", default=30.0)
+# The AWS region of SNS and SES integrations without options.region; empty: AWS_REGION, else
+# AWS_DEFAULT_REGION, else ap-northeast-2 (integrations/providers/aws.py).
+INTEGRATION_AWS_REGION = env.str("INTEGRATION_AWS_REGION", default="")
 # Email goes through SMTP described by one URL, e.g. smtp+tls://user:password@smtp.example.com:587
 vars().update(env.email_url("EMAIL_URL", default="consolemail://" if DEBUG else "smtp://localhost:25"))
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="oncall@localhost")

@@ -30,11 +30,16 @@ class Intake:
 
 
 def _open(*, policy_reference: str | int | None, actor: str, **incident) -> Intake:
-    """Opens or joins the incident with the chosen policy; any warning lands on its timeline too."""
+    """Opens or joins the incident with the chosen policy; any warning lands on its timeline too.
+
+    Not one transaction around both: open_incident takes its own for what needs one (a new or
+    re-triggered incident), and a plain duplicate commits its alert row alone, without waiting on
+    anyone's lock (see open_incident)."""
     choice = choose_policy(policy_reference)
-    with transaction.atomic():
-        result = open_incident(policy=choice.policy, actor=actor, **incident)
-        record_intake_warnings(result, choice.warnings, actor=actor)
+    result = open_incident(policy=choice.policy, actor=actor, **incident)
+    if choice.warnings:
+        with transaction.atomic():
+            record_intake_warnings(result, choice.warnings, actor=actor)
     return Intake(result, choice.warnings)
 
 

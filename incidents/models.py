@@ -259,6 +259,9 @@ class Alert(models.Model):
     payload = models.JSONField(verbose_name=_("payload"))
     received_at = models.DateTimeField(auto_now_add=True, verbose_name=_("received at"))
     received_by = models.CharField(max_length=200, blank=True, verbose_name=_("received by"))
+    # joined an open incident and changed nothing: the timeline shows these as bursts (a count with
+    # first and last seen), not one row each, so a storm of duplicates writes one row per alert
+    duplicate = models.BooleanField(default=False, verbose_name=_("duplicate"))
 
     class Meta:
         verbose_name = _("alert")

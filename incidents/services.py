@@ -18,6 +18,7 @@ from django.utils import timezone
 from accounts import audit
 from accounts.models import AuditAction
 from config.errors import DomainError, InvalidInput, NotFound, Unprocessable
+from config.ttlcache import TTLCache
 from incidents import metrics as incident_metrics
 from incidents import selectors
 from incidents.models import (
@@ -258,6 +259,12 @@ class PolicyChoice:
     warnings: tuple[str, ...] = ()
 
 
+# Which policy an alert goes to, per reference, read at most once per POLICY_CACHE_SECONDS per process
+# (every alert of a storm asks): a change made here clears it at once (incidents.apps), elsewhere
+# within seconds. "No policy at all" is never cached.
+POLICY_CHOICES = TTLCache("POLICY_CACHE_SECONDS")
+
+
 def choose_policy(reference: str | int | None) -> PolicyChoice:
     """The named policy (by id or name), else the default one, else the seed's from the environment.
 
@@ -265,6 +272,10 @@ def choose_policy(reference: str | int | None) -> PolicyChoice:
     refusal would drop it): it goes to the fallback, with a warning. Only when there is no policy at
     all is the alert refused (422).
     """
+    return POLICY_CHOICES.get_or_load(str(reference or ""), lambda: _choose_policy(reference))
+
+
+def _choose_policy(reference: str | int | None) -> PolicyChoice:
     if reference in (None, ""):
         return PolicyChoice(_fallback_policy()[0])
     policy = selectors.policy_by_reference(reference)
@@ -337,6 +348,9 @@ def open_incident(
     engine = escalation_engine()  # before any write: no engine, no incident
     policy = policy or pick_policy(None)
     payload = payload if payload is not None else {}
+    joined = _join_as_duplicate(dedup_key, source=source, payload=payload, actor=actor)
+    if joined is not None:
+        return joined
     with transaction.atomic():
         existing = _open_incident_for(dedup_key)
         if existing is None:
@@ -361,13 +375,41 @@ def open_incident(
                 incident_metrics.incident_opened(incident)
                 engine.start(incident)
                 return IngestResult(incident=incident, created=True)
-        Alert.objects.create(incident=existing, source=source, payload=payload, received_by=actor)
         retrigger_reason = _retrigger_reason(existing)
+        Alert.objects.create(
+            incident=existing, source=source, payload=payload, received_by=actor, duplicate=not retrigger_reason
+        )
         if retrigger_reason:
             engine.retrigger(existing, reason=retrigger_reason, actor=actor)
             return IngestResult(incident=existing, retriggered=True)
-        record_event(existing, EventKind.DEDUPLICATED, actor=actor, message="duplicate alert; no new call")
         return IngestResult(incident=existing, deduplicated=True)
+
+
+def _join_as_duplicate(dedup_key: str | None, *, source: str, payload: dict, actor: str) -> IngestResult | None:
+    """The common case of a storm: the key's incident is open and this alert changes nothing. It is
+    joined without locking the incident, so duplicates never queue behind each other's commits: the
+    open incident is found through the partial unique index, the alert row is inserted, and the
+    incident is read again. Anything else (no open incident, a re-trigger, a state that changed in
+    between) returns None, and the caller takes the locked path, which decides under the row lock."""
+    if not dedup_key:
+        return None
+    found = (
+        Incident.objects.filter(dedup_key=dedup_key, state__in=OPEN_STATES)
+        .only("pk", "state", "acknowledged_at")
+        .first()
+    )
+    if found is None or _retrigger_reason(found):
+        return None
+    alert = Alert.objects.create(
+        incident_id=found.pk, source=source, payload=payload, received_by=actor, duplicate=True
+    )
+    # Still open in the same state? A resolve or re-trigger committed between the two reads makes
+    # this alert the locked path's to place (it may open a new incident): this row is withdrawn.
+    if not Incident.objects.filter(pk=found.pk, state=found.state).exists():
+        Alert.objects.filter(pk=alert.pk).delete()
+        return None
+    logger.debug("duplicate alert joined", extra={"incident_id": found.pk})
+    return IngestResult(incident=found, deduplicated=True)
 
 
 def _retrigger_reason(incident: Incident) -> str:
@@ -390,7 +432,13 @@ def _retrigger_reason(incident: Incident) -> str:
 def _open_incident_for(dedup_key: str | None) -> Incident | None:
     if not dedup_key:
         return None
-    return Incident.objects.select_for_update().filter(dedup_key=dedup_key, state__in=OPEN_STATES).first()
+    return _locked_rows().filter(dedup_key=dedup_key, state__in=OPEN_STATES).first()
+
+
+def _locked_rows():
+    """Incidents locked FOR NO KEY UPDATE: a transition excludes other transitions, but not the
+    inserts of alert and event rows that only need the incident to exist (FOR KEY SHARE)."""
+    return Incident.objects.select_for_update(no_key=True, of=("self",))
 
 
 def resolve_by_dedup_key(*, dedup_key: str, source: str, payload: dict, actor: str) -> IngestResult:
@@ -409,7 +457,7 @@ def resolve_by_dedup_key(*, dedup_key: str, source: str, payload: dict, actor: s
 
 def lock_incident(incident_id: int) -> Incident:
     try:
-        return Incident.objects.select_for_update(of=("self",)).select_related("policy").get(pk=incident_id)
+        return _locked_rows().select_related("policy").get(pk=incident_id)
     except (Incident.DoesNotExist, ValueError, TypeError, ValidationError):
         raise NotFound(f"Incident {incident_id} does not exist.") from None
 

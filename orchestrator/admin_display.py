@@ -11,6 +11,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 
+from incidents import selectors as incident_selectors
 from incidents.models import Incident
 from orchestrator import words
 from orchestrator.models import CallAttempt
@@ -66,7 +67,7 @@ class TimelineRow:
 
 
 def timeline(incident: Incident) -> list[TimelineRow]:
-    events = list(incident.events.order_by("at", "pk"))
+    events = incident_selectors.timeline_with_bursts(incident)
     attempts = {attempt.pk: attempt for attempt in CallAttempt.objects.filter(incident=incident)}
     rows = []
     for event in events:

@@ -59,7 +59,7 @@ def incident_detail(incident_id: int) -> Incident:
     incident = incident_selectors.incident_detail(incident_id)
     incident.attempt_list = list(attempts_for(incident.pk))
     steps = {attempt.pk: attempt.step for attempt in incident.attempt_list}
-    incident.timeline = list(incident.events.all())
+    incident.timeline = incident_selectors.timeline_with_bursts(incident, list(incident.events.all()))
     for event in incident.timeline:
         event.attempt_step = steps.get(event.attempt_id)
     return incident

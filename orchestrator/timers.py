@@ -77,7 +77,9 @@ def sweep_due(limit: int = 100) -> int:
     while handled < limit:
         with transaction.atomic():
             due = (
-                Incident.objects.select_for_update(skip_locked=True)
+                # NO KEY UPDATE: duplicates joining an incident hold KEY SHARE on it during a storm,
+                # and must not make the sweep skip it
+                Incident.objects.select_for_update(skip_locked=True, no_key=True)
                 .filter(next_action_at__lte=now, pk__gt=last_pk)
                 .order_by("pk")
                 .values_list("pk", "current_step")

@@ -49,6 +49,22 @@ def fresh_rate_limits():
     stale = list(client.scan_iter(match=cache.make_key("throttle:*")))
     if stale:
         client.delete(*stale)
+    from config.redis import redis_client
+
+    buckets = list(redis_client().scan_iter(match="oncall:alert-rate:*"))
+    if buckets:
+        redis_client().delete(*buckets)
+
+
+@pytest.fixture(autouse=True)
+def no_cached_keys_or_policies():
+    """API keys and policy choices are cached per process for a few seconds; a test's rows are rolled
+    back without the signals that clear those caches, so each test starts with none cached."""
+    from accounts.selectors import API_KEYS
+    from incidents.services import POLICY_CHOICES
+
+    API_KEYS.clear()
+    POLICY_CHOICES.clear()
 
 
 @pytest.fixture
