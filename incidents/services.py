@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import timedelta
 from typing import Any, Protocol
 
 from django.conf import settings
@@ -19,8 +18,8 @@ from accounts import audit
 from accounts.models import AuditAction
 from config.errors import DomainError, InvalidInput, NotFound, Unprocessable
 from config.ttlcache import TTLCache
+from incidents import duplicates, selectors
 from incidents import metrics as incident_metrics
-from incidents import selectors
 from incidents.models import (
     OPEN_STATES,
     Alert,
@@ -348,9 +347,9 @@ def open_incident(
     engine = escalation_engine()  # before any write: no engine, no incident
     policy = policy or pick_policy(None)
     payload = payload if payload is not None else {}
-    joined = _join_as_duplicate(dedup_key, source=source, payload=payload, actor=actor)
+    joined = duplicates.join_as_duplicate(dedup_key, source=source, payload=payload, actor=actor)
     if joined is not None:
-        return joined
+        return IngestResult(incident=joined, deduplicated=True)
     with transaction.atomic():
         existing = _open_incident_for(dedup_key)
         if existing is None:
@@ -375,7 +374,7 @@ def open_incident(
                 incident_metrics.incident_opened(incident)
                 engine.start(incident)
                 return IngestResult(incident=incident, created=True)
-        retrigger_reason = _retrigger_reason(existing)
+        retrigger_reason = duplicates.retrigger_reason(existing)
         Alert.objects.create(
             incident=existing, source=source, payload=payload, received_by=actor, duplicate=not retrigger_reason
         )
@@ -383,50 +382,6 @@ def open_incident(
             engine.retrigger(existing, reason=retrigger_reason, actor=actor)
             return IngestResult(incident=existing, retriggered=True)
         return IngestResult(incident=existing, deduplicated=True)
-
-
-def _join_as_duplicate(dedup_key: str | None, *, source: str, payload: dict, actor: str) -> IngestResult | None:
-    """The common case of a storm: the key's incident is open and this alert changes nothing. It is
-    joined without locking the incident, so duplicates never queue behind each other's commits: the
-    open incident is found through the partial unique index, the alert row is inserted, and the
-    incident is read again. Anything else (no open incident, a re-trigger, a state that changed in
-    between) returns None, and the caller takes the locked path, which decides under the row lock."""
-    if not dedup_key:
-        return None
-    found = (
-        Incident.objects.filter(dedup_key=dedup_key, state__in=OPEN_STATES)
-        .only("pk", "state", "acknowledged_at")
-        .first()
-    )
-    if found is None or _retrigger_reason(found):
-        return None
-    alert = Alert.objects.create(
-        incident_id=found.pk, source=source, payload=payload, received_by=actor, duplicate=True
-    )
-    # Still open in the same state? A resolve or re-trigger committed between the two reads makes
-    # this alert the locked path's to place (it may open a new incident): this row is withdrawn.
-    if not Incident.objects.filter(pk=found.pk, state=found.state).exists():
-        Alert.objects.filter(pk=alert.pk).delete()
-        return None
-    logger.debug("duplicate alert joined", extra={"incident_id": found.pk})
-    return IngestResult(incident=found, deduplicated=True)
-
-
-def _retrigger_reason(incident: Incident) -> str:
-    """Why a new firing alert for this open incident should ring phones again, or "" when it is a
-    plain duplicate: every call of the last round went unanswered (exhausted), or the acknowledgement
-    is older than ALERT_RETRIGGER_AFTER_ACK_MINUTES (0 turns that off)."""
-    if incident.state == IncidentState.EXHAUSTED:
-        return "a new alert arrived after every call went unanswered"
-    minutes = settings.ALERT_RETRIGGER_AFTER_ACK_MINUTES
-    if (
-        incident.state == IncidentState.ACKNOWLEDGED
-        and minutes > 0
-        and incident.acknowledged_at is not None
-        and incident.acknowledged_at < timezone.now() - timedelta(minutes=minutes)
-    ):
-        return f"the alert still fires more than {minutes:g} minutes after it was acknowledged"
-    return ""
 
 
 def _open_incident_for(dedup_key: str | None) -> Incident | None:
