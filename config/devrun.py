@@ -20,7 +20,7 @@ from pathlib import Path
 import environ
 
 BASE_DIR = Path(__file__).resolve().parent.parent
-ALL_PROCESSES = ("redis", "simulator", "web", "worker", "beat", "flower")
+ALL_PROCESSES = ("redis", "simulator", "web", "calls", "worker", "beat", "flower")
 
 
 def _env() -> environ.Env:
