@@ -40,7 +40,8 @@ def when(moment: datetime | None, *, with_date: bool = False) -> str:
         return "—"
     local = timezone.localtime(moment)
     clock = local.strftime("%Y-%m-%d %H:%M:%S" if with_date else "%H:%M:%S")
-    return f"{clock} · {ago(moment)}"
+    # No-break spaces inside each half: a narrow column breaks the line only at the "·"
+    return f"{clock.replace(' ', NBSP)} · {ago(moment).replace(' ', NBSP)}"
 
 
 def duration(delta: timedelta | None) -> str:
@@ -54,6 +55,9 @@ def duration(delta: timedelta | None) -> str:
     if minutes:
         return _("%(m)d min %(s)d s") % {"m": minutes, "s": seconds}
     return _("%(s)d s") % {"s": seconds}
+
+
+NBSP = "\u00a0"
 
 
 @dataclass(frozen=True)

@@ -74,15 +74,12 @@ _clients_lock = threading.Lock()
 
 
 def check_integration(integration: Integration) -> dict[str, str]:
-    """Field errors common to the AWS providers: the region, and endpoint_url when one is given."""
+    """Field errors common to the AWS providers: the region (endpoint_url, when given, is checked by
+    Provider.check_integration)."""
     errors: dict[str, str] = {}
     region = (integration.options or {}).get("region") if isinstance(integration.options, dict) else None
     if region is not None and not (isinstance(region, str) and REGION.match(region)):
         errors["options"] = 'options.region must be an AWS region such as "ap-northeast-2".'
-    if integration.endpoint_url:
-        problem = integration.check_endpoint_url()
-        if problem:
-            errors["endpoint_url"] = problem
     return errors
 
 

@@ -91,7 +91,9 @@ class Provider(ABC):
             errors["type"] = f"The {self.name} provider serves type {' or '.join(sorted(self.types))}."
         if integration.auth_type not in self.auth_types:
             errors["auth_type"] = f"The {self.name} provider takes auth_type {', '.join(sorted(self.auth_types))}."
-        if self.needs_endpoint:
+        # a provider with a default endpoint may be given another (a test server, a VPC endpoint):
+        # whatever is given is checked like a required one
+        if self.needs_endpoint or integration.endpoint_url:
             problem = integration.check_endpoint_url()
             if problem:
                 errors["endpoint_url"] = problem

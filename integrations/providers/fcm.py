@@ -92,10 +92,6 @@ class FcmProvider(Provider):
 
     def check_integration(self, integration) -> dict[str, str]:
         errors = super().check_integration(integration)
-        if integration.endpoint_url:
-            problem = integration.check_endpoint_url()
-            if problem:
-                errors["endpoint_url"] = problem
         options = integration.options if isinstance(integration.options, dict) else {}
         problems = []
         if not project_id(integration):

@@ -43,14 +43,6 @@ class HubSpotProvider(crm.CrmProvider):
     customer_id_form = "HubSpot record id (digits)"
     error_code_keys = ("category", "errorType")
 
-    def check_integration(self, integration) -> dict[str, str]:
-        errors = super().check_integration(integration)
-        if integration.endpoint_url:
-            problem = integration.check_endpoint_url()
-            if problem:
-                errors["endpoint_url"] = problem
-        return errors
-
     def do_get_customer_info(self, integration, data: dict, context: CallContext) -> Result:
         if data.get("customer_id"):
             query = urlencode({"properties": ",".join(CONTACT_PROPERTIES)})

@@ -34,10 +34,6 @@ class SlackApiProvider(Provider):
 
     def check_integration(self, integration) -> dict[str, str]:
         errors = super().check_integration(integration)
-        if integration.endpoint_url:
-            problem = integration.check_endpoint_url()
-            if problem:
-                errors["endpoint_url"] = problem
         options = integration.options if isinstance(integration.options, dict) else {}
         channel = options.get("channel")
         if not isinstance(channel, str) or not channel.strip() or len(channel) > 100:

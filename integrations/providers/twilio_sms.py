@@ -110,10 +110,6 @@ class TwilioSmsProvider(Provider):
 
     def check_integration(self, integration) -> dict[str, str]:
         errors = super().check_integration(integration)
-        if integration.endpoint_url:
-            problem = integration.check_endpoint_url()
-            if problem:
-                errors["endpoint_url"] = problem
         options = integration.options if isinstance(integration.options, dict) else {}
         problems = []
         sender, service = options.get("from"), options.get("messaging_service_sid")
