@@ -32,7 +32,6 @@ import queue
 import re
 import shlex
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -57,6 +56,7 @@ from escalation_latency import (
     prepare_database,
     spawn,
     start_redis,
+    stop,
     token_of,
     wait_for,
 )
@@ -612,25 +612,6 @@ def stack_environment(web_port: int, simulator_port: int, metrics_dir: str, args
         if value:
             env[name] = value
     return env
-
-
-def stop(processes: list[subprocess.Popen]) -> None:
-    """SIGTERM to each process group we started, then SIGKILL to whatever is left of it after 20 s (a
-    beat that ignored the signal forwarded by config.supervise would otherwise outlive the bench)."""
-    for process in processes:
-        try:
-            os.killpg(process.pid, signal.SIGTERM)
-        except (ProcessLookupError, PermissionError):
-            process.terminate()  # the embedded Redis is not a group leader
-    deadline = time.monotonic() + 20
-    for process in processes:
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            process.wait(timeout=max(0.1, deadline - time.monotonic()))
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(process.pid, signal.SIGKILL)
-        if process.poll() is None:
-            process.kill()
-            process.wait()
 
 
 def main() -> None:

@@ -16,6 +16,7 @@ one), else SQLite in var/ and an embedded Redis.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import signal
@@ -137,6 +138,25 @@ def spawn(command: list[str], env: dict, processes: list, log: Path) -> None:
     processes.append(
         subprocess.Popen(command, cwd=PROJECT, env=env, stdout=handle, stderr=subprocess.STDOUT, start_new_session=True)
     )
+
+
+def stop(processes: list[subprocess.Popen]) -> None:
+    """SIGTERM to each process group we started, then SIGKILL to whatever is left of it after 20 s (a
+    beat that ignored the signal forwarded by config.supervise would otherwise outlive the bench)."""
+    for process in processes:
+        try:
+            os.killpg(process.pid, signal.SIGTERM)
+        except (ProcessLookupError, PermissionError):
+            process.terminate()  # the embedded Redis is not a group leader
+    deadline = time.monotonic() + 20
+    for process in processes:
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            process.wait(timeout=max(0.1, deadline - time.monotonic()))
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(process.pid, signal.SIGKILL)
+        if process.poll() is None:
+            process.kill()
+            process.wait()
 
 
 def main() -> None:
@@ -335,17 +355,7 @@ def main() -> None:
             )
         )
     finally:
-        for process in processes:
-            if process.poll() is None:
-                try:
-                    os.killpg(process.pid, signal.SIGTERM)
-                except (ProcessLookupError, PermissionError):
-                    process.terminate()
-        for process in processes:
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                process.kill()
+        stop(processes)
 
 
 if __name__ == "__main__":

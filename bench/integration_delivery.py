@@ -47,7 +47,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from escalation_latency import PROJECT, free_port, percentiles, prepare_database, spawn, start_redis
+from escalation_latency import PROJECT, free_port, percentiles, prepare_database, spawn, start_redis, stop
 
 INTEGRATION_ID = "bench_receiver"
 EVENT = "bench.delivery"
@@ -356,17 +356,7 @@ def main() -> None:
         )
     finally:
         receiver.stop()
-        for process in processes:
-            if process.poll() is None:
-                try:
-                    os.killpg(process.pid, signal.SIGTERM)
-                except (ProcessLookupError, PermissionError):
-                    process.terminate()
-        for process in processes:
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                process.kill()
+        stop(processes)
         shutil.rmtree(work, ignore_errors=True)
 
 

@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -40,6 +39,7 @@ from escalation_latency import (
     prepare_database,
     spawn,
     start_redis,
+    stop,
     token_of,
     wait_for,
 )
@@ -140,17 +140,7 @@ def main() -> None:
         time.sleep(3)  # let late calls (there should be none) reach the simulator
         print(json.dumps(outcome(args, simulator, queue_peak, worker_started), indent=2))
     finally:
-        for process in processes:
-            if process.poll() is None:
-                try:
-                    os.killpg(process.pid, signal.SIGTERM)
-                except (ProcessLookupError, PermissionError):
-                    process.terminate()
-        for process in processes:
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                process.kill()
+        stop(processes)
 
 
 def outcome(args, simulator: SimulatorClient, queue_peak: int, worker_started: float) -> dict:
