@@ -172,7 +172,9 @@ def main() -> None:
     logs = PROJECT / "var" / "bench-logs"
     logs.mkdir(parents=True, exist_ok=True)
     try:
+        # plain http on loopback: no redirect to https (DEBUG off turns SECURE_SSL_REDIRECT on)
         env = {**os.environ, "DEBUG": "false", "SECRET_KEY": "bench-secret", "LOG_LEVEL": "WARNING"}
+        env["SECURE_SSL_REDIRECT"] = "false"
         env["DATABASE_URL"] = prepare_database()
         env["REDIS_URL"] = start_redis(processes)
 
