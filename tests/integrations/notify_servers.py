@@ -23,6 +23,7 @@ import socket
 import threading
 import time
 import uuid
+from abc import ABC, abstractmethod
 from collections import deque
 from dataclasses import dataclass
 from email.utils import formatdate
@@ -42,7 +43,7 @@ class Request:
     body: bytes
 
 
-class _LocalAPI:
+class _LocalAPI(ABC):
     """A threaded HTTP server on a loopback port; `fail_next` queues error answers for the next requests."""
 
     def __init__(self) -> None:
@@ -74,8 +75,9 @@ class _LocalAPI:
         self._server.shutdown()
         self._server.server_close()
 
+    @abstractmethod
     def answer(self, request: Request) -> tuple[int, dict[str, str], dict]:
-        raise NotImplementedError
+        """(status, headers, JSON body) the API would give to this request."""
 
     def _handler_class(self) -> type[BaseHTTPRequestHandler]:
         api = self
