@@ -67,6 +67,7 @@ class Scope(models.TextChoices):
     RECORDINGS_READ = "recordings:read", "Read recordings"
     RECORDINGS_WRITE = "recordings:write", "Upload recordings and chat logs"
     INTEGRATIONS_WRITE = "integrations:write", "Manage integrations and send messages"
+    PAYMENTS_REFUND = "payments:refund", "Cancel and refund payments (with integrations:write)"
 
 
 class APIKey(models.Model):
@@ -200,6 +201,8 @@ class AuditAction(models.TextChoices):
     DRILL_STARTED = "drill_started", "Drill started"
     RECORDING_DOWNLOADED = "recording_downloaded", "Recording downloaded"
     RECORDING_CHANGED = "recording_changed", "Recording legal hold or retention changed"
+    PAYMENT_REFUND_REQUESTED = "payment_refund_requested", "Payment cancel or refund requested"
+    PAYMENT_REFUND_ATTEMPTED = "payment_refund_attempted", "Payment cancel or refund sent to the provider"
 
 
 class AuditEvent(models.Model):

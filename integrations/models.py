@@ -48,6 +48,8 @@ class AuthType(models.TextChoices):
     OAUTH2_CLIENT_CREDENTIALS = "oauth2_client_credentials", _("OAuth2 client credentials")
     OAUTH2_JWT_BEARER = "oauth2_jwt_bearer", _("OAuth2 JWT bearer")
     SERVICE_ACCOUNT = "service_account", _("Service account (JWT bearer)")
+    OAUTH2_REFRESH_TOKEN = "oauth2_refresh_token", _("OAuth2 user context (refresh token)")
+    OAUTH1 = "oauth1", _("OAuth 1.0a (signed requests)")
 
 
 INTEGRATION_ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,99}$")
@@ -319,6 +321,12 @@ class DeliveryAttempt(models.Model):
         blank=True,
         help_text=_("The start of the provider's answer, scrubbed."),
         verbose_name=_("excerpt"),
+    )
+    request_id = models.CharField(
+        max_length=200,
+        blank=True,
+        help_text=_("The id the provider knows this call by (an idempotency key, a transaction id)."),
+        verbose_name=_("request id"),
     )
 
     class Meta:

@@ -47,6 +47,13 @@ def integration_get(integration_id: str) -> Integration:
     return integration
 
 
+def active_integration_or_none(integration_id: str) -> Integration | None:
+    """The webhook route's lookup: an unknown or inactive integration is simply None (a 403 there)."""
+    if not isinstance(integration_id, str) or len(integration_id) > 100:
+        return None
+    return Integration.objects.filter(integration_id=integration_id, active=True).first()
+
+
 def message_list(integration: Integration, *, status: str | None = None) -> QuerySet[OutboundMessage]:
     messages = OutboundMessage.objects.filter(integration=integration).select_related("integration")
     if status:

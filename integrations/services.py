@@ -19,12 +19,15 @@ import traceback
 import uuid
 from collections.abc import Iterable
 from datetime import datetime, timedelta
+from typing import Any
 
 from django.conf import settings
 from django.db import transaction
 from django.db.models import Max, Q
 from django.utils import timezone
 
+from accounts import audit
+from accounts.models import AuditAction
 from config import breaker, outbound
 from config.celery_utils import enqueue_on_commit
 from config.errors import DomainError, InvalidInput
@@ -50,6 +53,18 @@ DEDUP_KEY_MAX_CHARS = OutboundMessage._meta.get_field("dedup_key").max_length
 # differences between worker hosts, beyond which an early task leaves the message to a later one.
 EARLY_ALLOWANCE = timedelta(seconds=1)
 SETTLED = (MessageStatus.DELIVERED, MessageStatus.FAILED, MessageStatus.DEAD)
+# what a refund's audit row repeats from its input, under these names: enough to see what was asked,
+# never a secret (the audit refuses names with "key" in them, hence "payment" for a Toss paymentKey)
+REFUND_AUDITED_FIELDS = {
+    "payment_key": "payment",
+    "order_id": "order_id",
+    "tid": "tid",
+    "amount": "amount",
+    "cancel_amount": "cancel_amount",
+    "refund_amount": "refund_amount",
+    "reason": "reason",
+    "cancel_reason": "cancel_reason",
+}
 ABANDONED_ATTEMPT_ERROR = "The worker stopped before this attempt finished; no result was recorded."
 
 
@@ -115,16 +130,18 @@ def deliver(message_id: int) -> OutboundMessage:
     if claim is None:
         return OutboundMessage.objects.select_related("integration").get(pk=message_id)
     message, attempt = claim
-    result, error = _call(message, CallContext(message_id=message.pk, event=message.event))
+    result, error = _call(message, CallContext(message_id=message.pk, event=message.event, attempt=attempt.number))
     return _finish(message, attempt, result=result, error=error)
 
 
-def send_sync(integration: Integration, payload: dict, *, idempotency_key: str = "") -> tuple[OutboundMessage, bool]:
+def send_sync(
+    integration: Integration, payload: dict, *, idempotency_key: str = "", actor: Any = None
+) -> tuple[OutboundMessage, bool]:
     """Calls a provider method now (the messages API's "sync"), recording the message and its one
     attempt; returns (message, created). A known idempotency key returns the first call's message
     and calls nothing. Sync messages are not retried: the caller sees the outcome and decides."""
     method, data = _validated(integration, payload)
-    message, created = _create_api_message(integration, method, data, MessageType.SYNC, idempotency_key)
+    message, created = _create_api_message(integration, method, data, MessageType.SYNC, idempotency_key, actor)
     if not created:
         return message, False
     now = timezone.now()
@@ -141,23 +158,27 @@ def send_sync(integration: Integration, payload: dict, *, idempotency_key: str =
     if claim is None:  # inactive: _claim marked it failed
         return OutboundMessage.objects.select_related("integration").get(pk=message.pk), True
     message, attempt = claim
-    result, error = _call(message, CallContext(message_id=message.pk, timeout=_sync_timeout()))
+    result, error = _call(message, CallContext(message_id=message.pk, timeout=_sync_timeout(), attempt=attempt.number))
     return _finish(message, attempt, result=result, error=error), True
 
 
-def send_async(integration: Integration, payload: dict, *, idempotency_key: str = "") -> tuple[OutboundMessage, bool]:
+def send_async(
+    integration: Integration, payload: dict, *, idempotency_key: str = "", actor: Any = None
+) -> tuple[OutboundMessage, bool]:
     """Queues a provider method call (the messages API's "async"); returns (message, created)."""
     method, data = _validated(integration, payload)
-    return _create_api_message(integration, method, data, MessageType.ASYNC, idempotency_key)
+    return _create_api_message(integration, method, data, MessageType.ASYNC, idempotency_key, actor)
 
 
-def replay(message: OutboundMessage) -> OutboundMessage:
+def replay(message: OutboundMessage, *, actor: Any = None) -> OutboundMessage:
     """A failed or dead-lettered message gets a fresh round of attempts (the API's replay)."""
-    if retry_failed_messages([message.pk]) == 0:
-        raise DomainError(
-            f"Message {message.pk} is {message.status}; only failed or dead messages can be replayed.",
-            code="not_replayable",
-        )
+    with transaction.atomic():
+        if retry_failed_messages([message.pk]) == 0:
+            raise DomainError(
+                f"Message {message.pk} is {message.status}; only failed or dead messages can be replayed.",
+                code="not_replayable",
+            )
+        _audit_refund_request(message, actor, replayed=True)
     return OutboundMessage.objects.select_related("integration").get(pk=message.pk)
 
 
@@ -192,7 +213,7 @@ def _validated(integration: Integration, payload: dict) -> tuple[str, dict]:
 
 
 def _create_api_message(
-    integration: Integration, method: str, data: dict, message_type: str, idempotency_key: str
+    integration: Integration, method: str, data: dict, message_type: str, idempotency_key: str, actor: Any
 ) -> tuple[OutboundMessage, bool]:
     dedup_key = f"idem:{idempotency_key}" if idempotency_key else f"api:{uuid.uuid4().hex}"
     with transaction.atomic():
@@ -208,9 +229,26 @@ def _create_api_message(
                 "next_attempt_at": timezone.now(),
             },
         )
+        if created:
+            _audit_refund_request(message, actor)
         if created and message_type == MessageType.ASYNC:
             enqueue_on_commit(DELIVER_TASK, message.pk)
     return message, created
+
+
+def _audit_refund_request(message: OutboundMessage, actor: Any, *, replayed: bool = False) -> None:
+    """A refund method's request, audited with who asked and the amounts asked for (never credentials)."""
+    if message.method not in providers.get(message.integration.provider).refund_methods:
+        return
+    asked = {
+        audited: message.payload[name] for name, audited in REFUND_AUDITED_FIELDS.items() if name in message.payload
+    }
+    audit.record(
+        AuditAction.PAYMENT_REFUND_REQUESTED,
+        actor=actor,
+        target=f"integration:{message.integration.integration_id}:message:{message.pk}",
+        data={"method": message.method, "message_type": message.message_type, "replayed": replayed, **asked},
+    )
 
 
 def _call(message: OutboundMessage, context: CallContext) -> tuple[Result | None, ProviderError | None]:
@@ -370,7 +408,9 @@ def _finish(
         attempt.http_status = error.http_status if error else result.http_status
         attempt.error = error.reason if error else ""
         attempt.excerpt = "" if error else _scrub(message, excerpt_of(result.data))
-        attempt.save(update_fields=["finished_at", "ok", "http_status", "error", "excerpt"])
+        attempt.request_id = ((error.request_id if error else result.request_id) or "")[:200]
+        attempt.save(update_fields=["finished_at", "ok", "http_status", "error", "excerpt", "request_id"])
+        _audit_refund_outcome(message, attempt, error)
         if error is None:
             if message.status != MessageStatus.DELIVERED:
                 message.result = result.data if message.message_type == MessageType.SYNC else None
@@ -388,6 +428,27 @@ def _finish(
         else:
             _schedule_retry(message, now, error)
     return message
+
+
+def _audit_refund_outcome(message: OutboundMessage, attempt: DeliveryAttempt, error: ProviderError | None) -> None:
+    """Each try of a refund method leaves an audit row with its outcome and the provider's request id
+    (the request itself was audited when it was accepted, with the person or key that asked)."""
+    if not message.method or message.method not in providers.get(message.integration.provider).refund_methods:
+        return
+    audit.record(
+        AuditAction.PAYMENT_REFUND_ATTEMPTED,
+        actor=f"integration:{message.integration.integration_id}",
+        target=f"integration:{message.integration.integration_id}:message:{message.pk}",
+        data={
+            "method": message.method,
+            "attempt": attempt.number,
+            "ok": error is None,
+            "http_status": attempt.http_status,
+            "request_id": attempt.request_id,
+            "error": attempt.error[:300],
+            "timed_out": bool(error and error.timed_out),
+        },
+    )
 
 
 def _put_off(message: OutboundMessage, now: datetime) -> bool:

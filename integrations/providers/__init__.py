@@ -16,7 +16,7 @@ from integrations.providers import (
     twilio_sms,
     webhook,
 )
-from integrations.providers.base import CallContext, Provider, ProviderError, Result
+from integrations.providers.base import CallContext, Incoming, IncomingAnswer, Provider, ProviderError, Result
 
 PROVIDERS: dict[str, Provider] = {
     provider.name: provider
@@ -35,7 +35,7 @@ PROVIDERS: dict[str, Provider] = {
     )
 }
 
-__all__ = ["PROVIDERS", "CallContext", "Provider", "ProviderError", "Result", "get"]
+__all__ = ["PROVIDERS", "CallContext", "Incoming", "IncomingAnswer", "Provider", "ProviderError", "Result", "get"]
 
 
 def get(name: str) -> Provider:

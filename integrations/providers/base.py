@@ -32,6 +32,9 @@ class Result:
 
     http_status: int | None = None
     data: Any = None
+    # the id this call is known by at the provider (Toss's Idempotency-Key, an Inicis tid, a Graph
+    # message id): kept on the delivery attempt, so every payment call can be traced at the provider
+    request_id: str = ""
 
 
 class ProviderError(Exception):
@@ -50,6 +53,7 @@ class ProviderError(Exception):
         retry_after: float | None = None,
         timed_out: bool = False,
         answer: Any = None,
+        request_id: str = "",
     ):
         super().__init__(reason)
         self.reason = reason
@@ -58,6 +62,7 @@ class ProviderError(Exception):
         self.retry_after = retry_after
         self.timed_out = timed_out
         self.answer = answer
+        self.request_id = request_id
 
 
 @dataclass(frozen=True)
@@ -67,6 +72,29 @@ class CallContext:
     message_id: int | None = None
     event: str = ""
     timeout: tuple[float, float] | None = None  # (connect, read); None: the settings' default
+    # 1 for a message's first try. A later one follows a try that failed, possibly after the
+    # provider acted (a timeout): a payment provider queries the state before it acts again.
+    attempt: int = 1
+
+
+@dataclass(frozen=True)
+class Incoming:
+    """A request a provider sent us (a webhook), as received: verified by the provider's
+    `verify_incoming` before `receive` reads it."""
+
+    method: str  # GET (a subscription challenge) or POST
+    headers: dict[str, str]  # lower-cased names
+    query: dict[str, str]
+    body: bytes
+    received_at: Any = None  # a datetime
+
+
+@dataclass(frozen=True)
+class IncomingAnswer:
+    """What we answer the provider: Meta wants its challenge echoed as text, most want a plain 200."""
+
+    status: int = 200
+    body: Any = None  # a dict is sent as JSON, a str as text/plain
 
 
 class Provider(ABC):
@@ -83,6 +111,13 @@ class Provider(ABC):
     # the OAuth2 scopes of a service account's token (auth_type service_account), e.g. FCM's
     # firebase.messaging; empty: integrations.auth asks for cloud-platform
     service_account_scopes: tuple[str, ...] = ()
+    # methods that move money back to a customer (a cancel, a refund): only a person with the
+    # SUPERVISOR role or above, or an API key with the payments:refund scope, may call them, and each
+    # call is audited (integrations.apis, integrations.services)
+    refund_methods: frozenset[str] = frozenset()
+    # True: the provider sends us webhooks at /api/v1/integrations/<id>/incoming, checked by
+    # verify_incoming (a forged one is a 403) and handled by receive
+    accepts_incoming: bool = False
 
     def check_integration(self, integration: Integration) -> dict[str, str]:
         """Field errors of an integration this provider would serve (the model's clean() calls it)."""
@@ -119,6 +154,16 @@ class Provider(ABC):
 
     def call(self, integration: Integration, method: str, data: dict, context: CallContext) -> Result:
         return getattr(self, f"do_{method}")(integration, data, context)
+
+    def verify_incoming(self, integration: Integration, incoming: Incoming) -> bool:
+        """True when the request provably comes from the provider (a signature over the raw body,
+        a subscription's verify token). Providers that accept webhooks must override this; the
+        default refuses everything."""
+        return False
+
+    def receive(self, integration: Integration, incoming: Incoming) -> IncomingAnswer:
+        """Handles a verified webhook. Must be idempotent: providers deliver the same event again."""
+        return IncomingAnswer(status=404, body={"detail": f"The {self.name} provider takes no webhooks."})
 
     @abstractmethod
     def event_input(self, integration: Integration, event: str, payload: dict, context: CallContext) -> dict:
