@@ -95,6 +95,9 @@ class AuditedAdmin(admin.ModelAdmin):
 
     def save_model(self, request, obj, form, change):
         super().save_model(request, obj, form, change)
+        self.audit_save(request, obj, form, change)
+
+    def audit_save(self, request, obj, form, change) -> None:
         audit.record(
             self.audit_action,
             actor=request.user,

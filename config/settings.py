@@ -438,7 +438,18 @@ INTEGRATION_BREAKER_WINDOW_SECONDS = env.int("INTEGRATION_BREAKER_WINDOW_SECONDS
 INTEGRATION_BREAKER_COOLDOWN_SECONDS = env.float("INTEGRATION_BREAKER_COOLDOWN_SECONDS", default=30.0)
 # The AWS region of SNS and SES integrations without options.region; empty: AWS_REGION, else
 # AWS_DEFAULT_REGION, else ap-northeast-2 (integrations/providers/aws.py).
+# A receiver's Retry-After (or X's rate-limit reset) is honoured up to this long (retries are otherwise
+# capped at 5 minutes); a later one is sent by the sweep once due.
+INTEGRATION_RETRY_AFTER_MAX_SECONDS = env.float("INTEGRATION_RETRY_AFTER_MAX_SECONDS", default=3600.0)
 INTEGRATION_AWS_REGION = env.str("INTEGRATION_AWS_REGION", default="")
+# Social inboxes (Messenger, Instagram, X): a conversation quiet this long has its chat log closed and
+# stored; which platform messages were recorded is remembered this long, so a redelivery is ignored
+# even after its log was stored.
+SOCIAL_CHAT_IDLE_SECONDS = env.float("SOCIAL_CHAT_IDLE_SECONDS", default=1800.0)
+SOCIAL_DEDUP_SECONDS = env.int("SOCIAL_DEDUP_SECONDS", default=3 * 24 * 3600)
+# Provider webhooks (/api/v1/integrations/<id>/incoming) taken per integration per second; more is a
+# 429, which the providers answer by sending again later.
+INCOMING_WEBHOOK_RATE_PER_SECOND = env.float("INCOMING_WEBHOOK_RATE_PER_SECOND", default=50.0)
 # Email goes through SMTP described by one URL, e.g. smtp+tls://user:password@smtp.example.com:587
 vars().update(env.email_url("EMAIL_URL", default="consolemail://" if DEBUG else "smtp://localhost:25"))
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="oncall@localhost")
@@ -594,6 +605,13 @@ CELERY_BEAT_SCHEDULE = {
         "task": "integrations.retry_due_messages",
         "schedule": 15.0,
         "options": {"expire_seconds": 30},
+    },
+    # Social conversations (Messenger, Instagram, X) quiet for SOCIAL_CHAT_IDLE_SECONDS: their chat
+    # logs are closed and stored encrypted like any chat.
+    "close-idle-social-chats": {
+        "task": "integrations.close_idle_social_chats",
+        "schedule": 60.0,
+        "options": {"expire_seconds": 120},
     },
 }
 if CONNECT_INSTANCE_ID:

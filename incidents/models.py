@@ -148,6 +148,7 @@ class Source(models.TextChoices):
     GRAFANA = "grafana", "Grafana"
     SEED = "seed", "Seed-compatible /webhook/start"
     MANUAL = "manual", "Manual"
+    SOCIAL = "social", "Social message (Messenger, Instagram, X)"
 
 
 class IncidentState(models.TextChoices):

@@ -10,8 +10,9 @@ from django.utils.translation import gettext_lazy
 from accounts.admin import AuditedAdmin
 from accounts.models import AuditAction
 from config import outbound
-from integrations import credentials, providers, services
+from integrations import credentials, providers, registry, services
 from integrations.models import KNOWN_EVENTS, DeliveryAttempt, Integration, OutboundMessage
+from integrations.registry import CredentialChange
 
 
 class EventChoiceField(forms.MultipleChoiceField):
@@ -103,18 +104,23 @@ class IntegrationForm(forms.ModelForm):
         stored = Integration.objects.filter(pk=self.instance.pk).first() if self.instance.pk else None
         if stored is not None and not cleaned.get("endpoint_url") and cleaned.get("provider") == stored.provider:
             cleaned["endpoint_url"] = stored.endpoint_url  # a new provider needs its own URL: blank is refused
-        config = {} if stored is None or cleaned.get("clear_auth_config") else stored.auth_config
         given = cleaned.get("auth_config")
-        if given not in (None, ""):
-            if not isinstance(given, dict):
-                self.add_error("auth_config", "Enter a JSON object.")
-                return cleaned
-            config.update(given)
+        if given not in (None, "") and not isinstance(given, dict):
+            self.add_error("auth_config", "Enter a JSON object.")
+            return cleaned
+        given = dict(given or {})
+        removed: tuple[str, ...] = ()
         if cleaned.get("clear_signing_secret"):
-            config.pop("signing_secret", None)
+            removed = ("signing_secret",)
         elif cleaned.get("signing_secret"):
-            config["signing_secret"] = cleaned["signing_secret"]
-        self.instance.set_auth_config(config)
+            given["signing_secret"] = cleaned["signing_secret"]
+        clear = bool(cleaned.get("clear_auth_config"))
+        # applied again to what is stored when saving (registry.store_changes), under the row's lock
+        self.credential_change = (
+            CredentialChange(clear=clear, given=given, removed=removed) if (clear or given or removed) else None
+        )
+        stored_config = stored.auth_config if stored is not None else {}
+        self.instance.set_auth_config((self.credential_change or CredentialChange()).applied_to(stored_config))
         return cleaned
 
 
@@ -138,6 +144,15 @@ class IntegrationAdmin(AuditedAdmin):
     search_fields = ("name", "integration_id")  # not the URL: searching it would let a viewer guess a secret
     readonly_fields = ("created_at", "updated_at")
     actions = ["send_test_notification"]
+
+    def save_model(self, request, obj, form, change):
+        """A change writes the credentials only when the form changed them, applied to what is stored
+        then (a worker may have rotated a token since the page was opened)."""
+        if change:
+            registry.store_changes(obj, getattr(form, "credential_change", None))
+            self.audit_save(request, obj, form, change)
+        else:
+            super().save_model(request, obj, form, change)
 
     @admin.display(description="Target")
     def shown_target(self, integration: Integration) -> str:
@@ -166,7 +181,7 @@ class IntegrationAdmin(AuditedAdmin):
 
 class DeliveryAttemptInline(admin.TabularInline):
     model = DeliveryAttempt
-    fields = ("number", "started_at", "finished_at", "ok", "http_status", "error", "excerpt")
+    fields = ("number", "started_at", "finished_at", "ok", "http_status", "error", "excerpt", "request_id")
     readonly_fields = fields
     extra = 0
     can_delete = False

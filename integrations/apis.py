@@ -14,17 +14,19 @@ token), checked before anything is read; a forged or unsigned request is a 403.
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.http import HttpResponse, JsonResponse
 from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
 from rest_framework import status
-from rest_framework.exceptions import PermissionDenied
+from rest_framework.exceptions import PermissionDenied, Throttled
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.models import Role, Scope
 from accounts.permissions import ExplainedPermission, role_only, scope_or_role
+from config import ratelimit
 from config.errors import error_body
 from integrations import providers, registry, selectors, services
 from integrations.models import Integration, IntegrationType, MessageStatus, MessageType
@@ -183,6 +185,12 @@ class SignedByProvider(ExplainedPermission):
         provider = providers.get(integration.provider)
         if not provider.accepts_incoming:
             return False
+        # bounded before any check: a check may query the provider (Toss), and a flood must not
+        # turn into as many outbound calls
+        rate = float(settings.INCOMING_WEBHOOK_RATE_PER_SECOND)
+        wait = ratelimit.take(f"oncall:incoming-rate:{integration.pk}", rate=rate, capacity=rate)
+        if wait > 0:
+            raise Throttled(wait=wait, detail="Too many webhooks for this integration; send them again later.")
         incoming = providers.Incoming(
             method=request.method,
             headers={name.lower(): value for name, value in request.headers.items()},

@@ -1,10 +1,20 @@
 """How a request to an integration is authenticated, by auth_type, from its sealed auth_config.
 
 OAuth2 tokens (client credentials; JWT bearer, RFC 7523, signed RS256 with PyJWT; a Google service
-account, whose token google-auth obtains from the account's own fields) are fetched from the configured
-token URL through the SSRF guard, then cached sealed in Redis until `expires_in` minus a margin, so
-every worker shares one token. A 401 from the provider drops the cached token; the caller retries
-once with a fresh one (integrations.providers.http does that).
+account, whose token google-auth obtains from the account's own fields; a user's refresh token) are
+fetched from the configured token URL through the SSRF guard, then cached sealed in Redis until
+`expires_in` minus a margin, so every worker shares one token. A 401 from the provider drops the
+cached token; the caller retries once with a fresh one (integrations.providers.http does that).
+
+A refresh token (auth_type oauth2_refresh_token, X's OAuth 2.0 user context) is spent by each use:
+the token endpoint answers a new one and the old one stops working. The new one is sealed into the
+integration's auth_config at once, and refreshes are serialized on the integration's row lock, so a
+second worker waits for the first and then takes its access token instead of spending a refresh
+token that is no longer valid (which would leave the integration unable to refresh at all).
+
+OAuth 1.0a (auth_type oauth1, X's user context for apps with consumer keys) has no token to fetch:
+each request is signed, HMAC-SHA1 by oauthlib, over its method, URL and query, and its body only when
+that is a form (RFC 5849 §3.4.1.3.1: a JSON body is not part of the signature base string).
 
 No text built here carries a credential: errors say which key is missing or what the token endpoint
 answered, scrubbed of every secret value in the config.
@@ -17,7 +27,9 @@ import datetime
 import hashlib
 import json
 import logging
+import re
 import time
+import urllib.parse
 import uuid
 from typing import TYPE_CHECKING
 
@@ -27,7 +39,9 @@ import jwt
 import redis
 import requests
 from django.conf import settings
+from django.db import transaction
 from google.oauth2 import service_account
+from oauthlib import oauth1
 
 from config import outbound
 from config.redis import redis_client
@@ -37,6 +51,9 @@ if TYPE_CHECKING:
     from integrations.models import Integration
 
 logger = logging.getLogger(__name__)
+# oauthlib's client logs each signature base string (consumer key, token) and signature at DEBUG:
+# whatever the logging settings say, those lines never reach a log
+logging.getLogger("oauthlib.oauth1").setLevel(logging.INFO)
 
 REQUIRED_KEYS: dict[str, tuple[str, ...]] = {
     "none": (),
@@ -46,8 +63,14 @@ REQUIRED_KEYS: dict[str, tuple[str, ...]] = {
     "oauth2_client_credentials": ("token_url", "client_id", "client_secret"),
     "oauth2_jwt_bearer": ("token_url", "client_id", "private_key"),
     "service_account": ("client_email", "private_key", "token_uri"),
+    # a confidential client adds client_secret (sent as HTTP Basic to the token endpoint)
+    "oauth2_refresh_token": ("token_url", "client_id", "refresh_token"),
+    "oauth1": ("consumer_key", "consumer_secret", "access_token", "access_token_secret"),
 }
-OAUTH2_TYPES = frozenset({"oauth2_client_credentials", "oauth2_jwt_bearer", "service_account"})
+OAUTH2_TYPES = frozenset({"oauth2_client_credentials", "oauth2_jwt_bearer", "service_account", "oauth2_refresh_token"})
+FORM_CONTENT_TYPE = "application/x-www-form-urlencoded"
+OAUTH_HEADER_PARAM = re.compile(r'(\w+)="([^"]*)"')
+OAUTH_CREDENTIAL_PARAMS = frozenset({"oauth_signature", "oauth_consumer_key", "oauth_token", "oauth_nonce"})
 JWT_BEARER_GRANT = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 TOKEN_KEY_PREFIX = "oncall:integration-token"  # noqa: S105 (a Redis key prefix)
 # Salesforce refuses a JWT bearer assertion whose exp is more than 3 minutes away.
@@ -76,9 +99,20 @@ def token_urls(auth_type: str, config: dict) -> list[str]:
     return [config[key] for key in ("token_url", "token_uri") if auth_type in OAUTH2_TYPES and config.get(key)]
 
 
-def headers(integration: Integration, config: dict) -> dict[str, str]:
-    """The headers that authenticate one request (fetching an OAuth2 token when none is cached)."""
+def headers(
+    integration: Integration,
+    config: dict,
+    *,
+    method: str = "",
+    url: str = "",
+    body: bytes | None = None,
+    content_type: str = "",
+) -> dict[str, str]:
+    """The headers that authenticate one request (fetching an OAuth2 token when none is cached).
+    OAuth 1.0a signs the request itself, so it needs the method, URL, body and its Content-Type."""
     kind = integration.auth_type
+    if kind == "oauth1":
+        return {"Authorization": _oauth1_authorization(config, method, url, body, content_type)}
     if kind == "api_key":
         return {config.get("header_name") or "X-API-Key": config["api_key"]}
     if kind == "basic":
@@ -95,13 +129,20 @@ def sent_credentials(auth_headers: dict[str, str]) -> tuple[str, ...]:
     """The secret strings a request's auth headers carry, longest first, for scrubbing what the answer
     echoes back: the credential after the Authorization scheme ("Bearer <token>", "Basic <base64>";
     the scheme stays readable), any other header's whole value (an API key), each also the way JSON
-    may write it (with "/" escaped)."""
+    may write it (with "/" escaped). An OAuth 1.0a header also gives each of its credential values
+    (the signature, consumer key, token and nonce) alone: an echo may quote or mask them apart."""
     found: set[str] = set()
     for name, value in auth_headers.items():
         scheme, _, credential = value.partition(" ")
         secret = credential.strip() if name.lower() == "authorization" and scheme and credential.strip() else value
-        if len(secret) >= 4:
-            found.update({secret, secret.replace("/", "\\/")})
+        values = [secret]
+        if name.lower() == "authorization" and scheme == "OAuth":
+            for key, quoted in OAUTH_HEADER_PARAM.findall(credential):
+                if key in OAUTH_CREDENTIAL_PARAMS:
+                    values += [quoted, urllib.parse.unquote(quoted)]
+        for each in values:
+            if len(each) >= 4:
+                found.update({each, each.replace("/", "\\/")})
     return tuple(sorted(found, key=len, reverse=True))
 
 
@@ -109,6 +150,8 @@ def access_token(integration: Integration, config: dict) -> str:
     cached = _cached_token(integration, config)
     if cached:
         return cached
+    if integration.auth_type == "oauth2_refresh_token":
+        return _refreshed_access_token(integration, config)
     token, expires_in = _fetch_token(integration, config)
     _cache_token(integration, config, token, expires_in)
     return token
@@ -167,11 +210,18 @@ def _fetch_token(integration: Integration, config: dict) -> tuple[str, float | N
         form["scope"] = config["scope"]
     if config.get("audience") and kind == "oauth2_client_credentials":
         form["audience"] = config["audience"]
+    body = _token_answer(url, form, config)
+    return str(body["access_token"]), _expires_in(body)
+
+
+def _token_answer(url: str, form: dict, config: dict, basic: tuple[str, str] | None = None) -> dict:
+    """The token endpoint's JSON answer to a form POST (with HTTP Basic client authentication when
+    `basic` is given); AuthError when it refuses or answers without an access_token."""
     timeout = tuple(getattr(settings, "INTEGRATION_HTTP_TIMEOUT", (3.0, 10.0)))
     where = outbound.redact_url(url)
     try:
         with outbound.guarded_session() as session:
-            response = session.post(url, data=form, timeout=timeout, allow_redirects=False)
+            response = session.post(url, data=form, auth=basic, timeout=timeout, allow_redirects=False)
     except outbound.BlockedDestination as exc:
         raise AuthError(f"Token endpoint {where} refused: {exc}", permanent=True) from exc
     except requests.RequestException as exc:
@@ -181,11 +231,87 @@ def _fetch_token(integration: Integration, config: dict) -> tuple[str, float | N
         raise _refusal(response.status_code, response.text, url, config)
     try:
         body = response.json()
-        token = body["access_token"]
+        if not body["access_token"]:
+            raise KeyError("access_token")
     except (ValueError, KeyError, TypeError) as exc:
         raise AuthError(f"Token endpoint {where} answered without an access_token.", permanent=False) from exc
+    return body
+
+
+def _expires_in(body: dict) -> float | None:
     expires_in = body.get("expires_in")
-    return str(token), float(expires_in) if isinstance(expires_in, int | float | str) and expires_in != "" else None
+    return float(expires_in) if isinstance(expires_in, int | float | str) and expires_in != "" else None
+
+
+# --- OAuth 2.0 user context: a refresh token the token endpoint rotates on each use ---------------
+
+
+def _refreshed_access_token(integration: Integration, config: dict) -> str:
+    """An access token from the refresh-token grant, the rotated refresh token sealed into the
+    integration's auth_config in the same transaction, under the row's lock (see the module's
+    docstring). `config` is what the caller read; when the stored config differs, another worker
+    refreshed since, and its cached access token is used instead of refreshing again."""
+    from integrations.models import Integration  # the models import this module
+
+    if integration.pk is None:
+        raise AuthError("Save the integration before using its refresh token.", permanent=True)
+    with transaction.atomic():
+        row = Integration.objects.select_for_update().only("pk", "auth_config_sealed").get(pk=integration.pk)
+        try:
+            stored = row.auth_config
+        except credentials.CredentialError as exc:
+            raise AuthError(str(exc), permanent=True) from exc
+        if stored != config:
+            cached = _cached_token(integration, stored)
+            if cached:
+                integration.auth_config_sealed = row.auth_config_sealed
+                return cached
+        missing = missing_keys("oauth2_refresh_token", stored)
+        if missing:
+            raise AuthError(f"auth_config needs: {', '.join(missing)}.", permanent=True)
+        form = {
+            "grant_type": "refresh_token",
+            "refresh_token": stored["refresh_token"],
+            "client_id": stored["client_id"],
+        }
+        basic = (stored["client_id"], stored["client_secret"]) if stored.get("client_secret") else None
+        answer = _token_answer(stored["token_url"], form, stored, basic)
+        rotated = answer.get("refresh_token")
+        if isinstance(rotated, str) and rotated and rotated != stored["refresh_token"]:
+            stored = {**stored, "refresh_token": rotated}
+            row.set_auth_config(stored)
+            row.save(update_fields=["auth_config_sealed"])  # the key names are the same
+            logger.info("refresh token rotated and stored", extra={"integration": integration.integration_id})
+        token = str(answer["access_token"])
+        _cache_token(integration, stored, token, _expires_in(answer))
+    integration.auth_config_sealed = row.auth_config_sealed
+    return token
+
+
+# --- OAuth 1.0a: every request signed --------------------------------------------------------------
+
+
+def _oauth1_authorization(config: dict, method: str, url: str, body: bytes | None, content_type: str) -> str:
+    """The `Authorization: OAuth ...` header of one request, signed HMAC-SHA1 by oauthlib. A form body's
+    parameters are part of the signature; any other body (JSON) is not, as RFC 5849 says."""
+    if not method or not url:
+        raise AuthError("OAuth 1.0a signs each request: this call gave no method and URL to sign.", permanent=True)
+    client = oauth1.Client(
+        config["consumer_key"],
+        client_secret=config["consumer_secret"],
+        resource_owner_key=config["access_token"],
+        resource_owner_secret=config["access_token_secret"],
+        signature_method=oauth1.SIGNATURE_HMAC_SHA1,
+    )
+    is_form = content_type.split(";")[0].strip().lower() == FORM_CONTENT_TYPE
+    form = body.decode("utf-8") if is_form and body else None
+    try:
+        _, signed, _ = client.sign(
+            url, http_method=method.upper(), body=form, headers={"Content-Type": FORM_CONTENT_TYPE} if form else None
+        )
+    except (ValueError, TypeError) as exc:  # a body oauthlib cannot read as a form
+        raise AuthError(f"The request could not be signed (OAuth 1.0a): {type(exc).__name__}.", permanent=True) from exc
+    return signed["Authorization"]
 
 
 def _refusal(status: int, answer: str, url: str, config: dict) -> AuthError:

@@ -23,6 +23,7 @@ KNOWN_EVENTS = (
     "recording.stored",
     "alert_rule.firing",
     "alert_rule.resolved",
+    "payment.status_changed",
 )
 # The languages texts for people (Slack, email, SMS, push) are written in: options["language"].
 MESSAGE_LANGUAGES = ("ko", "en")

@@ -34,6 +34,7 @@ EVENT_TITLES: dict[str, dict[str, str]] = {
         "recording.stored": "녹음 저장됨",
         "alert_rule.firing": "경보 규칙 발생",
         "alert_rule.resolved": "경보 규칙 해소",
+        "payment.status_changed": "결제 상태 변경",
         TEST_EVENT: "테스트 알림",
     },
     "en": {
@@ -45,6 +46,7 @@ EVENT_TITLES: dict[str, dict[str, str]] = {
         "recording.stored": "Recording stored",
         "alert_rule.firing": "Alert rule firing",
         "alert_rule.resolved": "Alert rule resolved",
+        "payment.status_changed": "Payment status changed",
         TEST_EVENT: "Test notification",
     },
 }

@@ -9,11 +9,21 @@ from integrations.models import Integration, OutboundMessage
 
 
 def subscribed_integrations(event: str) -> list[Integration]:
-    """Active integrations that take `event` (an empty `events` list takes every event).
+    """Active integrations that take `event` (an empty `events` list takes every event), among those
+    whose provider takes events at all (Provider.takes_events: not a payment provider, not a social
+    inbox with nobody to write to).
 
     Filtered in Python: the table is small, and JSON containment is not portable to SQLite.
     """
-    return [integration for integration in Integration.objects.filter(active=True) if integration.subscribes_to(event)]
+    from integrations import providers
+
+    return [
+        integration
+        for integration in Integration.objects.filter(active=True)
+        if integration.subscribes_to(event)
+        and integration.provider in providers.PROVIDERS
+        and providers.get(integration.provider).takes_events(integration)
+    ]
 
 
 def messages_for(*, dedup_key: str, event: str | None = None) -> QuerySet[OutboundMessage]:

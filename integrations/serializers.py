@@ -80,6 +80,7 @@ def attempt_out(attempt: DeliveryAttempt) -> dict:
         "http_status": attempt.http_status,
         "error": attempt.error,
         "excerpt": attempt.excerpt,
+        "request_id": attempt.request_id,
     }
 
 

@@ -341,15 +341,17 @@ def retry_failed_messages(message_ids: Iterable[int]) -> int:
 
 def retry_delay(attempt: int, *, retry_after: float | None = None) -> float:
     """Seconds before try `attempt + 1`: exponential, plus up to 25% jitter so many messages that
-    failed together do not return together, at least the receiver's Retry-After, capped (5 min)."""
+    failed together do not return together, capped (5 min); never before the receiver's Retry-After
+    (or X's rate-limit reset), which may be later, up to INTEGRATION_RETRY_AFTER_MAX_SECONDS: a try
+    sent before a 15-minute window reopens would only spend an attempt."""
     base = float(getattr(settings, "INTEGRATION_RETRY_BASE_SECONDS", 2.0))
     multiplier = float(getattr(settings, "INTEGRATION_RETRY_MULTIPLIER", 4.0))
     cap = _countdown_cap()
     backoff = min(base * multiplier ** min(max(attempt - 1, 0), 30), cap)
-    delay = backoff + random.uniform(0, backoff / 4)
+    delay = min(backoff + random.uniform(0, backoff / 4), cap)
     if retry_after:
-        delay = max(delay, retry_after)
-    return min(delay, cap)
+        delay = max(delay, min(retry_after, float(getattr(settings, "INTEGRATION_RETRY_AFTER_MAX_SECONDS", 3600.0))))
+    return delay
 
 
 def _claim(message_id: int) -> tuple[OutboundMessage, DeliveryAttempt] | None:
@@ -496,7 +498,8 @@ def _schedule_retry(message: OutboundMessage, now: datetime, error: ProviderErro
     message.last_error = error.reason
     message.save(update_fields=["status", "next_attempt_at", "claimed_at", "last_error", "updated_at"])
     integration_metrics.message_settled(message, "retrying")
-    enqueue_on_commit(DELIVER_TASK, message.pk, countdown=delay)
+    # a countdown longer than the cap is left to the sweep (retry_due_messages), which sends it once due
+    enqueue_on_commit(DELIVER_TASK, message.pk, countdown=min(delay, _countdown_cap()))
     logger.warning(
         "integration delivery failed; retrying",
         extra={

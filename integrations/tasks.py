@@ -6,7 +6,7 @@ import logging
 
 from celery import shared_task
 
-from integrations import services
+from integrations import services, social
 from integrations.models import OutboundMessage
 
 logger = logging.getLogger(__name__)
@@ -24,3 +24,10 @@ def deliver_message(message_id: int) -> None:
 @shared_task(name="integrations.retry_due_messages", ignore_result=True)
 def retry_due_messages() -> int:
     return services.retry_due_messages()
+
+
+@shared_task(name="integrations.close_idle_social_chats", acks_late=True, ignore_result=True)
+def close_idle_social_chats() -> int:
+    """Closes social conversations quiet for SOCIAL_CHAT_IDLE_SECONDS; recordings stores their logs.
+    Acked late: a run cut short is simply done again (closing is idempotent)."""
+    return social.close_idle_conversations()

@@ -113,9 +113,17 @@ class ChatMessage(models.Model):
     text = models.TextField()
     sent_at = models.DateTimeField()
     received_at = models.DateTimeField(auto_now_add=True)
+    # the platform's own id of the line (a Meta message mid, an X DM event id), prefixed by channel:
+    # a redelivered webhook finds its line and adds nothing (integrations.social)
+    external_id = models.CharField(max_length=300, blank=True, default="")
 
     class Meta:
         ordering = ["sent_at", "pk"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["external_id"], condition=~Q(external_id=""), name="chat_message_once_per_external_id"
+            )
+        ]
 
     def __str__(self) -> str:
         return f"{self.sender} at {self.sent_at:%H:%M:%S}"

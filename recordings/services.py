@@ -103,11 +103,17 @@ def open_chat(
     )
 
 
-def append_chat_message(recording_id: int, *, sender: str, text: str, sent_at: datetime) -> ChatMessage:
+def append_chat_message(
+    recording_id: int, *, sender: str, text: str, sent_at: datetime, external_id: str = ""
+) -> ChatMessage:
+    """`external_id`: the platform's id of a line that came from elsewhere (a social message), unique
+    among open chats' lines, so a redelivered message is recognised."""
     with transaction.atomic():
         recording = _recording(recording_id, Kind.CHAT, lock=True)
         _require_open(recording, "messages can be added")
-        return ChatMessage.objects.create(recording=recording, sender=sender, text=text, sent_at=sent_at)
+        return ChatMessage.objects.create(
+            recording=recording, sender=sender, text=text, sent_at=sent_at, external_id=external_id
+        )
 
 
 # --- uploads --------------------------------------------------------------------------------------

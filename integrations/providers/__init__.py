@@ -7,14 +7,18 @@ from integrations.providers import (
     dynamics,
     fcm,
     hubspot,
+    inicis,
+    meta,
     salesforce,
     ses,
     slack_api,
     slack_webhook,
     smtp,
     sns,
+    toss,
     twilio_sms,
     webhook,
+    x,
 )
 from integrations.providers.base import CallContext, Incoming, IncomingAnswer, Provider, ProviderError, Result
 
@@ -32,6 +36,11 @@ PROVIDERS: dict[str, Provider] = {
         ses.PROVIDER,
         slack_api.PROVIDER,
         fcm.PROVIDER,
+        toss.PROVIDER,
+        inicis.PROVIDER,
+        meta.MESSENGER,
+        meta.INSTAGRAM,
+        x.PROVIDER,
     )
 }
 

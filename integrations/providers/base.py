@@ -155,6 +155,11 @@ class Provider(ABC):
     def call(self, integration: Integration, method: str, data: dict, context: CallContext) -> Result:
         return getattr(self, f"do_{method}")(integration, data, context)
 
+    def takes_events(self, integration: Integration) -> bool:
+        """Whether our events reach this integration at all (its `events` list then says which): a
+        payment provider has no event method; a social inbox needs a recipient to write to."""
+        return bool(self.event_method)
+
     def verify_incoming(self, integration: Integration, incoming: Incoming) -> bool:
         """True when the request provably comes from the provider (a signature over the raw body,
         a subscription's verify token). Providers that accept webhooks must override this; the

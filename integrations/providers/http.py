@@ -2,12 +2,12 @@
 auth_type, retried once with a fresh token after a 401, and judged the same way everywhere.
 
 A refused request (most 4xx) will be refused again; 5xx, 408, 429, timeouts and dropped connections
-are worth another try (Retry-After kept). Every text kept from an exchange is scrubbed of the URL's
-path and query, of every secret in the integration's auth_config, and of every credential the
-request's auth headers carried (an OAuth2 access token fetched for it is in no config, and a gateway
-may echo the Authorization header back). A refusal's ProviderError carries the provider's answer,
-JSON decoded and scrubbed the same way, so a provider can read its error code and message from the
-whole answer instead of a short excerpt.
+are worth another try (Retry-After kept; for a 429 without one, X's x-rate-limit-reset). Every text
+kept from an exchange is scrubbed of the URL's path and query, of every secret in the integration's
+auth_config, and of every credential the request's auth headers carried (an OAuth2 access token
+fetched for it is in no config, and a gateway may echo the Authorization header back). A refusal's
+ProviderError carries the provider's answer, JSON decoded and scrubbed the same way, so a provider
+can read its error code and message from the whole answer instead of a short excerpt.
 """
 
 from __future__ import annotations
@@ -57,15 +57,20 @@ def send(
     body: bytes | None = None,
     headers: dict[str, str] | None = None,
     timeout: tuple[float, float] | None = None,
+    own_auth: dict[str, str] | None = None,
 ) -> Result:
-    """One request; returns the answer (JSON decoded when it is JSON) or raises ProviderError."""
+    """One request; returns the answer (JSON decoded when it is JSON) or raises ProviderError.
+
+    own_auth: the credential headers a provider builds itself, sent instead of its auth_type's and
+    scrubbed like them (Toss's Basic of its secret key; {} for Inicis, whose key only signs the body)."""
     config = config_of(integration)
     timeout = timeout or default_timeout()
+    extra = headers or {}
     try:
-        response_or_401 = _send_once(integration, config, method, url, body, headers or {}, timeout)
-        if response_or_401 is None and integration.auth_type in auth.OAUTH2_TYPES:
+        response_or_401 = _send_once(integration, config, method, url, body, extra, timeout, own_auth)
+        if response_or_401 is None and own_auth is None and integration.auth_type in auth.OAUTH2_TYPES:
             auth.forget_token(integration, config)  # expired or revoked: one more try with a new token
-            response_or_401 = _send_once(integration, config, method, url, body, headers or {}, timeout)
+            response_or_401 = _send_once(integration, config, method, url, body, extra, timeout, own_auth)
     except auth.AuthError as exc:
         raise ProviderError(exc.reason, permanent=exc.permanent, http_status=exc.http_status) from exc
     if response_or_401 is None:
@@ -93,12 +98,19 @@ def _send_once(
     body: bytes | None,
     extra_headers: dict[str, str],
     timeout: tuple[float, float],
+    own_auth: dict[str, str] | None = None,
 ) -> Result | None:
     """The answer, or None for a 401 (the caller decides whether a new token may help)."""
     headers = {"User-Agent": USER_AGENT, **extra_headers}
     if body is not None:
         headers.setdefault("Content-Type", "application/json; charset=utf-8")
-    auth_headers = auth.headers(integration, config)
+    # OAuth 1.0a signs each request: the signature covers its method, URL and (a form's) body
+    if own_auth is not None:
+        auth_headers = dict(own_auth)
+    else:
+        auth_headers = auth.headers(
+            integration, config, method=method, url=url, body=body, content_type=headers.get("Content-Type", "")
+        )
     headers.update(auth_headers)
     scrub = Scrub((url,), config, auth.sent_credentials(auth_headers))
     where = outbound.redact_url(url)
@@ -164,7 +176,7 @@ def _judge(response: requests.Response, scrub: Scrub) -> Result:
         scrub(reason),
         permanent=not retryable,
         http_status=status,
-        retry_after=retry_after_seconds(response.headers.get("Retry-After")) if retryable else None,
+        retry_after=_retry_after(response) if retryable else None,
         answer=scrubbed_strings(_json_or_none(raw), scrub),
     )
 
@@ -247,6 +259,17 @@ def _cause(exc: BaseException, scrub: Scrub) -> str:
             break
         innermost = following
     return scrub(f"{type(innermost).__name__}: {innermost}")
+
+
+def _retry_after(response: requests.Response) -> float | None:
+    """Retry-After; for a 429 without one, the epoch second its x-rate-limit-reset header names (X
+    sends only that: the end of the rate-limit window; other answers carry it too, without meaning
+    the window is used up)."""
+    retry_after = retry_after_seconds(response.headers.get("Retry-After"))
+    reset = (response.headers.get("x-rate-limit-reset") or "").strip()
+    if retry_after is None and response.status_code == 429 and reset.isdigit():
+        return max(0.0, int(reset) - timezone.now().timestamp())
+    return retry_after
 
 
 def retry_after_seconds(value: str | None) -> float | None:

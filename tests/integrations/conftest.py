@@ -49,7 +49,14 @@ def no_breaker_or_rate_limit_in_the_way(settings):
     settings.INTEGRATION_BREAKER_FAILURE_THRESHOLD = 1000
     settings.INTEGRATION_RATE_LIMIT_PER_SECOND = 100000.0
     client = redis_client()
-    for pattern in ("oncall:breaker:integration:*", "oncall:integration-rate:*", "oncall:integration-token:*"):
+    # (which social messages were recorded is remembered too: a redelivery after the log is stored)
+    for pattern in (
+        "oncall:breaker:integration:*",
+        "oncall:integration-rate:*",
+        "oncall:integration-token:*",
+        "oncall:social-seen:*",
+        "oncall:incoming-rate:*",
+    ):
         stale = list(client.scan_iter(match=pattern))
         if stale:
             client.delete(*stale)

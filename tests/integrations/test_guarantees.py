@@ -13,7 +13,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from integrations.models import Integration, MessageStatus, OutboundMessage
-from integrations.services import deliver, send_async
+from integrations.services import deliver, retry_delay, send_async
 from tests.integrations.conftest import build_integration
 
 CLIENT_SECRET = "cs-oauth-never-shown"
@@ -193,3 +193,14 @@ def test_the_rate_limit_is_shared_and_a_sync_caller_over_it_gets_a_429(system_cl
     assert int(second["Retry-After"]) >= 10
     assert (put_off.status, put_off.attempts) == (MessageStatus.PENDING, 0)
     assert len(receiver.requests) == 1
+
+
+def test_a_long_retry_after_is_waited_for_in_full_up_to_an_hour(settings):
+    # given X's 15-minute rate-limit window, and a receiver asking for a whole day
+    settings.INTEGRATION_RETRY_AFTER_MAX_SECONDS = 3600
+
+    # then the next try waits for the window to reopen (not the 5-minute backoff cap) but not a day
+    assert retry_delay(1, retry_after=900) == 900
+    assert retry_delay(1, retry_after=86400) == 3600
+    # and without one, the backoff stays under its cap
+    assert retry_delay(30) <= 300
