@@ -50,6 +50,7 @@ from rest_framework import serializers
 from integrations.models import AuthType, IntegrationType
 from integrations.providers import http
 from integrations.providers.base import CallContext, Provider, ProviderError, Result
+from integrations.providers.money import KrwAmount
 
 DEFAULT_ENDPOINT = "https://iniapi.inicis.com"
 KOREA = ZoneInfo("Asia/Seoul")
@@ -116,9 +117,9 @@ class RefundIn(serializers.Serializer):
 class PartialRefundIn(serializers.Serializer):
     tid = TidField()
     reason = ReasonField()
-    refund_amount = serializers.IntegerField(min_value=1, max_value=MAX_KRW)
+    refund_amount = KrwAmount(max_value=MAX_KRW)
     # what remains of the payment after this refund: Inicis refuses the refund when it disagrees
-    confirm_amount = serializers.IntegerField(min_value=0, max_value=MAX_KRW)
+    confirm_amount = KrwAmount(min_value=0, max_value=MAX_KRW)
     paymethod = PaymethodField()
 
 

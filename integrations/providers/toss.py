@@ -34,6 +34,7 @@ from integrations import credentials
 from integrations.models import IntegrationType, OutboundMessage
 from integrations.providers import http
 from integrations.providers.base import CallContext, Incoming, IncomingAnswer, Provider, ProviderError, Result
+from integrations.providers.money import KrwAmount
 from integrations.providers.toss_webhooks import (
     ORDER_ID,
     PAYMENT_KEY,
@@ -46,7 +47,6 @@ from integrations.providers.toss_webhooks import (
 
 DEFAULT_BASE_URL = "https://api.tosspayments.com"
 STATUS_EVENT = "payment.status_changed"
-MAX_AMOUNT_KRW = 10**12
 SECRET_KEY_PREFIXES = ("test_sk_", "live_sk_", "test_gsk_", "live_gsk_")
 CLIENT_KEY_PREFIXES = ("test_ck_", "live_ck_", "test_gck_", "live_gck_")
 # Toss's codes that another try may get past (PROVIDER_ERROR is a 400 Toss says to try again)
@@ -70,22 +70,6 @@ AWAITING_CONFIRMATION = frozenset({"READY", "IN_PROGRESS"})
 # a cancel stamped this long before our message was created may still be ours (Toss's clock and ours)
 CLOCK_SKEW = timedelta(minutes=2)
 WEBHOOK_QUERY_TIMEOUT = (2.0, 5.0)  # the webhook's own request waits for these queries
-
-
-class KrwAmount(serializers.IntegerField):
-    """Won as a JSON integer. DRF's IntegerField takes "1000" and 1000.0 too; money takes neither."""
-
-    default_error_messages = {
-        "not_whole_won": "Enter a whole number of won (KRW) as a JSON integer, not a string or a decimal."
-    }
-
-    def __init__(self, **kwargs: Any) -> None:
-        super().__init__(min_value=1, max_value=MAX_AMOUNT_KRW, **kwargs)
-
-    def to_internal_value(self, data: Any) -> int:
-        if isinstance(data, bool) or not isinstance(data, int):
-            self.fail("not_whole_won")
-        return super().to_internal_value(data)
 
 
 def payment_key_field(**kwargs: Any) -> serializers.RegexField:

@@ -161,6 +161,9 @@ def test_a_transaction_query_shows_its_state_and_amounts_but_not_the_buyer(inici
     [
         ({"method": "partial_refund", "refund_amount": "3000.5", "confirm_amount": 10000}, "payload.refund_amount"),
         ({"method": "partial_refund", "refund_amount": 0, "confirm_amount": 13000}, "payload.refund_amount"),
+        ({"method": "partial_refund", "refund_amount": 3000.0, "confirm_amount": 10000}, "payload.refund_amount"),
+        ({"method": "partial_refund", "refund_amount": "3000", "confirm_amount": 10000}, "payload.refund_amount"),
+        ({"method": "partial_refund", "refund_amount": 3000, "confirm_amount": True}, "payload.confirm_amount"),
         ({"method": "partial_refund", "refund_amount": 3000}, "payload.confirm_amount"),
         ({"method": "refund", "reason": 'say "sorry"'}, "payload.reason"),
         ({"method": "refund", "paymethod": "VBank"}, "payload.paymethod"),
