@@ -159,6 +159,29 @@ def stop(processes: list[subprocess.Popen]) -> None:
             process.wait()
 
 
+def dial_phases(calls: list[dict], sent_at: dict[int, float]) -> dict[str, list[float]]:
+    """Where alert -> dial time goes, from the rows' own times: the web request up to the incident's
+    insert, the wait until a worker claimed the first call, and the claim to the carrier's request."""
+    from orchestrator.models import CallAttempt
+
+    by_token = {
+        attempt.token: attempt
+        for attempt in CallAttempt.objects.filter(token__in=[token_of(call) for call in calls]).select_related(
+            "incident"
+        )
+    }
+    phases: dict[str, list[float]] = {"post_to_incident": [], "incident_to_claim": [], "claim_to_carrier": []}
+    for call in calls:
+        attempt = by_token.get(token_of(call))
+        if attempt is None or attempt.dial_started_at is None:
+            continue
+        created, claimed = attempt.incident.created_at.timestamp(), attempt.dial_started_at.timestamp()
+        phases["post_to_incident"].append((created - sent_at[attempt.incident_id]) * 1000)
+        phases["incident_to_claim"].append((claimed - created) * 1000)
+        phases["claim_to_carrier"].append((call["requested_at"] - claimed) * 1000)
+    return phases
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--alerts", type=int, default=500)
@@ -317,6 +340,7 @@ def main() -> None:
         calls = simulator.wait_for_calls(skip + args.alerts, timeout=300)[skip:]
         tokens = dict(CallAttempt.objects.values_list("token", "incident_id"))
         dial_latency = [(call["requested_at"] - sent_at[tokens[token_of(call)]]) * 1000 for call in calls]
+        phases = dial_phases(calls, sent_at)
 
         # timers: next call after a no-answer callback, and after a missed deadline
         skip += args.alerts
@@ -350,6 +374,7 @@ def main() -> None:
                     "rate_per_second": args.rate,
                     "worker": f"{args.worker_pool} x{args.worker_concurrency}",
                     "alert_to_dial_ms": percentiles(dial_latency),
+                    "alert_to_dial_phases_ms": {name: percentiles(values) for name, values in phases.items()},
                     "after_no_answer_ms": percentiles(after_no_answer),
                     "after_missed_deadline_ms": percentiles(after_deadline),
                 },

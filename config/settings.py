@@ -206,9 +206,14 @@ CELERY_TASK_SOFT_TIME_LIMIT = env.int("CELERY_TASK_SOFT_TIME_LIMIT", default=60)
 CELERY_TASK_TIME_LIMIT = env.int("CELERY_TASK_TIME_LIMIT", default=90)
 CELERY_TASK_TRACK_STARTED = True
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
-CELERY_WORKER_SEND_TASK_EVENTS = True  # Flower shows tasks live
-CELERY_TASK_SEND_SENT_EVENT = True
+# Task events let Flower show tasks live; they cost every task a few Redis publishes (about a tenth of
+# a dial's worker time, bench/escalation_latency.py), so a deployment without Flower turns them off.
+CELERY_WORKER_SEND_TASK_EVENTS = env.bool("CELERY_TASK_EVENTS", default=True)
+CELERY_TASK_SEND_SENT_EVENT = CELERY_WORKER_SEND_TASK_EVENTS
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# Celery's Django fix-up closes every database connection around every task unless told to reuse
+# them; config/celery.py applies Django's own rule (CONN_MAX_AGE, drop unusable ones) instead.
+CELERY_DB_REUSE_MAX = 10**9
 # Our Redis transport: kombu's, plus the fix that keeps a worker alive through a Redis restart
 # (config/broker.py explains the crash it prevents).
 CELERY_BROKER_TRANSPORT = "config.broker:Transport"
