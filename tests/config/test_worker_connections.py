@@ -38,10 +38,11 @@ def run_sweeps(count: int) -> None:
         time.sleep(0.1)
 
 
-def test_a_worker_runs_many_tasks_on_one_database_connection(transactional_db):
-    # given a real worker process, as the Procfile runs it (prefork), on the test database
+@pytest.mark.parametrize("pool", ["threads", "prefork"])  # the Procfile's calls worker, and its other one
+def test_a_worker_runs_many_tasks_on_one_database_connection(transactional_db, pool):
+    # given a real worker process on the test database
     celery_app.control.purge()
-    worker = start(worker_command(pool="prefork", concurrency=1, queues="timers"), worker_environment())
+    worker = start(worker_command(pool=pool, concurrency=1, queues="timers"), worker_environment())
     try:
         run_sweeps(1)  # the worker is up and has its connection
         time.sleep(1)
