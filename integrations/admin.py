@@ -167,6 +167,9 @@ class IntegrationAdmin(AuditedAdmin):
 
     @admin.display(description="Events")
     def subscribed_events(self, integration: Integration) -> str:
+        provider = providers.PROVIDERS.get(integration.provider)
+        if provider is not None and not provider.takes_events(integration):
+            return "none (takes no events)"  # a payment provider, an inbox with nobody to write to
         return ", ".join(integration.events) if integration.events else "all events"
 
     @admin.action(description="Send a test notification")
