@@ -33,7 +33,6 @@ app.conf.task_routes = {
 }
 
 
-
 @task_prerun.connect(dispatch_uid="config.celery.database_connections_before")
 @task_postrun.connect(dispatch_uid="config.celery.database_connections_after")
 def keep_database_connections(sender=None, **kwargs) -> None:
