@@ -64,6 +64,20 @@ class ProviderError(Exception):
         self.answer = answer
         self.request_id = request_id
 
+    def retold(self, reason: str, **changes: Any) -> ProviderError:
+        """The same failure in the provider's own words (its code and message), everything else kept
+        unless `changes` says otherwise (permanent, retry_after, answer, request_id, ...)."""
+        fields = {
+            "permanent": self.permanent,
+            "http_status": self.http_status,
+            "retry_after": self.retry_after,
+            "timed_out": self.timed_out,
+            "answer": self.answer,
+            "request_id": self.request_id,
+        }
+        fields.update(changes)
+        return ProviderError(reason, **fields)
+
 
 @dataclass(frozen=True)
 class CallContext:

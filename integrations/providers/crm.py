@@ -193,14 +193,7 @@ class CrmProvider(Provider):
         code = http.printable_line(code, limit=100) if code else None
         reason = f"{self.label} answered HTTP {exc.http_status}" + (f" {code}" if code else "")
         reason += f": {http.printable_line(message)}"
-        return ProviderError(
-            reason,
-            permanent=exc.permanent and not self.is_retryable_code(code),
-            http_status=exc.http_status,
-            retry_after=exc.retry_after,
-            timed_out=exc.timed_out,
-            answer=exc.answer,
-        )
+        return exc.retold(reason, permanent=exc.permanent and not self.is_retryable_code(code))
 
     def is_retryable_code(self, code: str | None) -> bool:
         """A CRM that says "try later" with a 4xx (Salesforce's REQUEST_LIMIT_EXCEEDED is a 403)."""

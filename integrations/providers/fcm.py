@@ -164,14 +164,7 @@ def _explained(error: ProviderError) -> ProviderError:
         return error
     message = rpc.get("message")
     said = f"HTTP {error.http_status}: {http.printable_line(message)}" if isinstance(message, str) else error.reason
-    return ProviderError(
-        f"FCM {code}: {ERROR_HINTS[code]}. ({said})",
-        permanent=error.permanent,
-        http_status=error.http_status,
-        retry_after=error.retry_after,
-        timed_out=error.timed_out,
-        answer=error.answer,
-    )
+    return error.retold(f"FCM {code}: {ERROR_HINTS[code]}. ({said})")
 
 
 PROVIDER = FcmProvider()

@@ -339,15 +339,7 @@ def _explained(error: ProviderError, kind: str, request_id: str) -> ProviderErro
             reason.rstrip(". ")
             + ". Inicis may have applied it: the next try queries the payment before sending anything."
         )
-    return ProviderError(
-        reason,
-        permanent=error.permanent,
-        http_status=error.http_status,
-        retry_after=error.retry_after,
-        timed_out=error.timed_out,
-        answer=error.answer,
-        request_id=request_id,
-    )
+    return error.retold(reason, request_id=request_id)
 
 
 def _said(answer: dict) -> str:

@@ -341,13 +341,10 @@ def explained(error: ProviderError) -> ProviderError:
     kind = http.printable_line(str(graph.get("type") or ""), limit=60)
     trace = http.printable_line(str(graph.get("fbtrace_id") or ""), limit=60)
     details = "; ".join(part for part in (f"HTTP {error.http_status}", f"{kind}: {said}" if said else kind) if part)
-    return ProviderError(
+    return error.retold(
         f"{named}: {hint}. ({details}" + (f"; fbtrace_id {trace})" if trace else ")"),
         permanent=permanent,
-        http_status=error.http_status,
         retry_after=None if permanent else retry_after,
-        timed_out=error.timed_out,
-        answer=error.answer,
         request_id=trace,
     )
 

@@ -375,12 +375,10 @@ def explained(error: ProviderError, hide, key: str) -> ProviderError:
 def retold(error: ProviderError, reason: str, key: str, *, permanent: bool | None = None, answer: Any = None):
     """`error` with another reason (and verdict, and answer), under our Idempotency-Key."""
     permanent = error.permanent if permanent is None else permanent
-    return ProviderError(
+    return error.retold(
         reason,
         permanent=permanent,
-        http_status=error.http_status,
         retry_after=None if permanent else error.retry_after,
-        timed_out=error.timed_out,
         answer=error.answer if answer is None else answer,
         request_id=key,
     )

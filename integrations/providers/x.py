@@ -321,14 +321,7 @@ def _explained(error: ProviderError, doing: str, context: CallContext) -> Provid
         reason += " " + "; ".join(said[2:])
     if error.http_status == 403 and context.attempt > 1 and "duplicate" in reason.lower():
         reason += " (an earlier attempt of this message timed out: it was probably posted then)"
-    return ProviderError(
-        reason,
-        permanent=error.permanent,
-        http_status=error.http_status,
-        retry_after=error.retry_after,
-        timed_out=error.timed_out,
-        answer=error.answer,
-    )
+    return error.retold(reason)
 
 
 PROVIDER = XProvider()
