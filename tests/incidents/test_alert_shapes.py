@@ -161,3 +161,35 @@ def test_json_that_cannot_be_understood_is_a_400_that_says_so(system_client, raw
     assert response.status_code == 400
     assert response.json()["error"]["code"] == "malformed_request"
     assert not Incident.objects.exists()
+
+
+def test_alert_payloads_validated_at_once_in_many_threads_each_get_their_own_answer():
+    """The alert serializers share their fields' definitions between instances (built once per class,
+    for the storm's sake): posts validated at the same moment on a web worker's threads must never see
+    each other's values or errors."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from incidents.serializers import AlertmanagerIn
+
+    def notification(index: int) -> dict:
+        alert = {"status": "firing", "labels": {"alertname": f"A{index}", "n": index}, "fingerprint": f"f{index}"}
+        body = {"groupKey": f"g{index}", "status": "firing", "alerts": [alert] * (1 + index % 3)}
+        if index % 5 == 0:
+            body["alerts"] = []  # refused: an Alertmanager notification always carries alerts
+        return body
+
+    def validate(index: int):
+        serializer = AlertmanagerIn(data=notification(index))
+        return index, serializer.is_valid(), serializer.validated_data if serializer.is_valid() else serializer.errors
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        answers = list(pool.map(validate, range(400)))
+
+    for index, valid, result in answers:
+        assert valid is (index % 5 != 0)
+        if valid:
+            assert result["groupKey"] == f"g{index}"
+            assert len(result["alerts"]) == 1 + index % 3
+            assert {alert["labels"]["n"] for alert in result["alerts"]} == {str(index)}
+        else:
+            assert set(result) == {"alerts"}
