@@ -357,7 +357,9 @@ class VonageCallPlayer:
     def _progress(self, status: str, transcript_text: str) -> None:
         self.live.set_status(status)
         self._event(f"status {status}", transcript_text)
-        extra = {"start_time": iso_timestamp(time.time())} if status == "answered" else None
+        # the answer's time as the call records it: the final event and GET /v1/calls repeat it exactly
+        answered_at = self.live.state()[1] if status == "answered" else None
+        extra = {"start_time": iso_timestamp(answered_at)} if answered_at is not None else None
         self._send_event(status, extra)
 
     def _send_event(self, status: str, extra: dict[str, Any] | None = None) -> None:
