@@ -261,8 +261,9 @@ def record_direct_messages(integration, activity: dict, received_at: datetime) -
         create = event.get("message_create") if isinstance(event.get("message_create"), dict) else {}
         sender = str(create.get("sender_id") or "")
         message = create.get("message_data") if isinstance(create.get("message_data"), dict) else {}
-        if not sender or sender in ours or not event.get("id"):
-            continue
+        text = str(message.get("text") or "")
+        if not sender or sender in ours or not event.get("id") or not text.strip():
+            continue  # ours echoed back, or a DM with only media: nothing for the chat log (as on Meta)
         user = users.get(sender) if isinstance(users.get(sender), dict) else {}
         outcome = social.record_incoming_message(
             integration,
@@ -270,7 +271,7 @@ def record_direct_messages(integration, activity: dict, received_at: datetime) -
             account_id=account,
             sender_id=sender,
             sender_name=str(user.get("name") or user.get("screen_name") or ""),
-            text=str(message.get("text") or ""),
+            text=text,
             external_id=str(event["id"]),
             sent_at=_sent_at(event.get("created_timestamp"), received_at),
         )

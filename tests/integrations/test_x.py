@@ -438,6 +438,16 @@ def test_our_own_dms_echoed_back_are_not_recorded(x):
     assert not ChatMessage.objects.exists()
 
 
+def test_a_dm_with_only_media_adds_no_empty_line(x):
+    register_x(x)
+    body = a_dm("")
+
+    response = deliver_activity(body, sign_webhook(CONSUMER_SECRET, body))
+
+    assert response.status_code == 200
+    assert not ChatMessage.objects.exists()
+
+
 def test_an_oauth2_account_takes_webhooks_only_with_the_apps_consumer_secret(x):
     # given an OAuth 2.0 integration without the app's consumer secret: nothing can be verified
     integration = register_x(x, auth_type="oauth2_refresh_token", config=oauth2_config(x))
