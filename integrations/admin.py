@@ -22,6 +22,13 @@ class EventChoiceField(forms.MultipleChoiceField):
         return [name for name in super().to_python(value) if name]
 
 
+class WriteOnlyJSONField(forms.JSONField):
+    """Credentials are never shown back: an empty box (not the word "null") waits for new ones."""
+
+    def prepare_value(self, value):
+        return "" if value is None else super().prepare_value(value)
+
+
 class IntegrationForm(forms.ModelForm):
     """Credentials are write-only: the endpoint URL (a Slack URL's path is its credential, many webhook
     URLs carry a token), the signing secret and the auth config. A page's HTML travels to browsers,
@@ -37,7 +44,7 @@ class IntegrationForm(forms.ModelForm):
         label="Signing secret",
     )
     clear_signing_secret = forms.BooleanField(required=False, label="Remove the signing secret")
-    auth_config = forms.JSONField(
+    auth_config = WriteOnlyJSONField(
         required=False,
         widget=forms.Textarea(attrs={"rows": 4}),
         label=gettext_lazy("Auth config"),
@@ -129,6 +136,10 @@ class IntegrationAdmin(AuditedAdmin):
     audit_action = AuditAction.INTEGRATION_CHANGED
 
     form = IntegrationForm
+
+    class Media:
+        css = {"all": ("integrations/admin.css",)}
+
     list_display = (
         "name",
         "integration_id",

@@ -1,7 +1,7 @@
 """In a real browser (Debian's Chromium through Playwright): an ADMIN reads a Toss refund in the admin,
 each try with the id Toss knows it by, and renames the payment integration through its form without
-touching its credentials. Screenshots go to /tmp/shots/admin_refund_message.png and
-admin_integration_renamed.png; on a failure the page is saved under var/test-output/."""
+touching its credentials. Screenshots go to /tmp/shots/admin_refund_message.png,
+admin_integration_form.png and admin_integration_renamed.png; on a failure the page is saved under var/test-output/."""
 
 from __future__ import annotations
 
@@ -90,6 +90,9 @@ def test_an_admin_reads_a_refund_try_by_try_and_renames_its_integration(live_ser
         # when: the ADMIN renames the integration in its form (no credential typed)
         page.goto(f"{live_server.url}/admin/integrations/integration/{integration.pk}/change/")
         page.fill("input[name=name]", "Toss (online shop)")
+        expect(page.locator("select[name=auth_type] option[value=oauth2_refresh_token]")).to_have_count(1)
+        expect(page.locator("textarea[name=auth_config]")).to_have_value("")  # never shown back
+        shoot(page, "admin_integration_form")
         page.click("input[name=_save]")
 
         # then: saved, and the secret key it had is still the one stored
