@@ -400,6 +400,9 @@ DIAL_GRACE_SECONDS = env.int("DIAL_GRACE_SECONDS", default=30)
 ESCALATION_SWEEP_SECONDS = env.float("ESCALATION_SWEEP_SECONDS", default=2.0)
 # A queued call not yet taken by a worker has its dial sent again this often (never skipped).
 DIAL_RESEND_SECONDS = env.float("DIAL_RESEND_SECONDS", default=20.0)
+# A call a worker claimed but no carrier has (the worker died before the carrier had it) is dialed
+# again at most this many times; then the escalation moves on.
+DIAL_REDIAL_LIMIT = env.int("DIAL_REDIAL_LIMIT", default=2)
 # After an answered call ends, how long a keypress still on its way may take to land before the
 # next person is called (the carrier posts the hang-up and the digit at once, in no set order).
 KEYPRESS_GRACE_SECONDS = env.float("KEYPRESS_GRACE_SECONDS", default=5.0)

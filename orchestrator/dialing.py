@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from datetime import datetime
 
 from django.db import transaction
 from django.utils import timezone
@@ -51,7 +52,7 @@ def dial(attempt_id: int) -> None:
     claimed = _claim(attempt_id)
     if claimed is None:
         return
-    request, carriers = claimed
+    request, carriers, claimed_at = claimed
     failures: list[CarrierFailure] = []
     closed = [carrier for carrier in carriers if not breaker.is_open(carrier)]
     for carrier in carriers:
@@ -67,9 +68,9 @@ def dial(attempt_id: int) -> None:
             _record_carrier_failure(attempt_id, failure, tries_next=carrier != carriers[-1])
             continue
         breaker.record_success(carrier)
-        _placed(attempt_id, carrier, call_id, failures)
+        _placed(attempt_id, carrier, call_id, failures, claimed_at)
         return
-    _no_carrier_placed(attempt_id, failures)
+    _no_carrier_placed(attempt_id, failures, claimed_at)
 
 
 def _failure_of(carrier: str, error: Exception) -> CarrierFailure:
@@ -86,7 +87,7 @@ def _failure_of(carrier: str, error: Exception) -> CarrierFailure:
     return CarrierFailure(carrier, reason + ("; circuit now open" if opened else ""), ambiguous)
 
 
-def _claim(attempt_id: int) -> tuple[CallRequest, list[str]] | None:
+def _claim(attempt_id: int) -> tuple[CallRequest, list[str], datetime] | None:
     with transaction.atomic():
         locked = lock_attempt(attempt_id)
         if locked is None:
@@ -113,7 +114,7 @@ def _claim(attempt_id: int) -> tuple[CallRequest, list[str]] | None:
             language=attempt.contact.language,
             record=incident.policy.record_calls,
         )
-        return request, carriers
+        return request, carriers, attempt.dial_started_at
 
 
 def _record_carrier_failure(attempt_id: int, failure: CarrierFailure, *, tries_next: bool) -> None:
@@ -124,9 +125,21 @@ def _record_carrier_failure(attempt_id: int, failure: CarrierFailure, *, tries_n
         record_event(incident, EventKind.DIAL_FAILED, message=f"{failure}{suffix}", attempt=attempt)
 
 
-def _placed(attempt_id: int, carrier: str, call_id: str, failures: list[CarrierFailure]) -> None:
+def _placed(attempt_id: int, carrier: str, call_id: str, failures: list[CarrierFailure], claimed_at: datetime) -> None:
     with transaction.atomic():
         incident, attempt = lock_attempt(attempt_id)
+        if attempt.dial_started_at != claimed_at:
+            # This dial was so late that the carriers, asked, had no call and the attempt was dialed
+            # again (orchestrator.doubt): two calls may ring. Said loudly; the newer call keeps the attempt.
+            logger.error("a call was placed after its attempt was dialed again", extra={"attempt_id": attempt_id})
+            message = f"{carrier} accepted call {call_id} late, after this call was dialed again"
+            record_event(incident, EventKind.DIAL_FAILED, message=message, attempt=attempt)
+            return
+        if attempt.status == AttemptStatus.QUEUED:
+            # queued again after a carrier check found nothing, and not yet claimed: this call is the
+            # one, so the dial sent again finds it taken and places nothing
+            attempt.status = AttemptStatus.DIALING
+            attempt.save(update_fields=["status"])
         attempt.provider = carrier
         attempt.provider_call_id = call_id
         attempt.dialed_at = timezone.now()
@@ -140,12 +153,16 @@ def _placed(attempt_id: int, carrier: str, call_id: str, failures: list[CarrierF
             _extend_deadline(incident, ring_deadline_seconds(incident))
 
 
-def _no_carrier_placed(attempt_id: int, failures: list[CarrierFailure]) -> None:
+def _no_carrier_placed(attempt_id: int, failures: list[CarrierFailure], claimed_at: datetime) -> None:
     """No carrier took the call. If one timed out the call may exist: wait for the deadline rather
     than ring the next person over it; otherwise move on now."""
     summary = "; ".join(str(failure) for failure in failures) or "no carrier configured"
     with transaction.atomic():
         incident, attempt = lock_attempt(attempt_id)
+        if attempt.dial_started_at != claimed_at or attempt.status == AttemptStatus.QUEUED:
+            # given up on and dialed again (orchestrator.doubt) while this dial still ran: it is not ours
+            record_event(incident, EventKind.DIAL_FAILED, message=f"a late dial failed: {summary}", attempt=attempt)
+            return
         attempt.error = summary[:500]
         if any(failure.ambiguous for failure in failures):
             attempt.save(update_fields=["error"])

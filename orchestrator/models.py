@@ -79,6 +79,11 @@ class CallAttempt(models.Model):
         verbose_name=_("dial sent at"),
     )
     dial_started_at = models.DateTimeField(null=True, blank=True, verbose_name=_("dial started at"))
+    redials = models.PositiveSmallIntegerField(
+        default=0,
+        help_text=_("times it was dialed again because no carrier had the call a worker claimed"),
+        verbose_name=_("redials"),
+    )
     dialed_at = models.DateTimeField(
         null=True, blank=True, help_text=_("when the carrier accepted the call"), verbose_name=_("dialed at")
     )

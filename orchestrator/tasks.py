@@ -11,7 +11,7 @@ import logging
 from celery import shared_task
 from django.db import InterfaceError, OperationalError
 
-from orchestrator import dialing, timers
+from orchestrator import dialing, doubt, timers
 
 logger = logging.getLogger(__name__)
 
@@ -34,6 +34,11 @@ def dial_attempt(attempt_id: int) -> None:
 @shared_task(name="orchestrator.check_deadline", **RETRY)
 def check_deadline(incident_id: int, step: int) -> None:
     timers.check_deadline(incident_id, step)
+
+
+@shared_task(name="orchestrator.check_call_in_doubt", **RETRY)
+def check_call_in_doubt(attempt_id: int, claim: str) -> None:
+    doubt.check(attempt_id, claim)
 
 
 @shared_task(name="orchestrator.sweep_escalations", **RETRY)

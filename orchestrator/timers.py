@@ -1,8 +1,9 @@
 """The engine's timers: a deadline that passed (a countdown task or the beat sweep), the sweep that is
 the safety net behind every countdown, and the auditor that repairs a triggered incident left with no
 deadline. Deadlines mean "look at this incident again now"; what happens depends on the current call:
-still queued → send its dial again and wait (never skip the person); dialing or ringing past its
-time → no answer, next person; ended → next person.
+still queued → send its dial again and wait (never skip the person); claimed but with no word
+that any carrier has it → ask the carriers (orchestrator.doubt); dialing or ringing past its time →
+no answer, next person; ended → next person.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from django.utils import timezone
 from config.celery_utils import enqueue_on_commit
 from incidents.models import EventKind, Incident, IncidentState
 from incidents.services import lock_incident, record_event
+from orchestrator import doubt
 from orchestrator.models import AttemptStatus, CallAttempt
 from orchestrator.services import _advance_locked, _clear_deadline, _set_deadline
 
@@ -35,15 +37,24 @@ def check_deadline(incident_id: int, step: int) -> CallAttempt | None:
             return None
         if incident.current_step != step:
             return None  # a countdown of an earlier step; the current step's own check handles it
-        attempt = incident.attempts.filter(step=step).first()
+        attempt = incident.attempts.select_related("contact").filter(step=step).first()
         if attempt is not None and attempt.status == AttemptStatus.QUEUED:
             _send_dial_again(incident, attempt)
             return None
+        if attempt is not None and doubt.in_doubt(attempt):
+            why = doubt.on_deadline_locked(incident, attempt)
+            return move_on_after_deadline(incident, attempt, why) if why else None
         if attempt is not None and not attempt.is_final:
-            attempt.error = attempt.error or "no news of the call before the deadline"
-            attempt.save(update_fields=["error"])
-            record_event(incident, EventKind.NO_ANSWER, message="deadline passed without a keypress", attempt=attempt)
+            return move_on_after_deadline(incident, attempt, "no news of the call before the deadline")
         return _advance_locked(incident, from_step=step, reason="no keypress before the deadline", actor="system")
+
+
+def move_on_after_deadline(incident: Incident, attempt: CallAttempt, why: str) -> CallAttempt | None:
+    """The call did not end with a keypress before its deadline: say why on it, and call the next person."""
+    attempt.error = attempt.error or why[:500]
+    attempt.save(update_fields=["error"])
+    record_event(incident, EventKind.NO_ANSWER, message="deadline passed without a keypress", attempt=attempt)
+    return _advance_locked(incident, from_step=attempt.step, reason="no keypress before the deadline", actor="system")
 
 
 def _send_dial_again(incident: Incident, attempt: CallAttempt) -> None:

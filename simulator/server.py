@@ -223,17 +223,17 @@ class _SimulatorHandler(BaseHTTPRequestHandler):
 
     def _dispatch(self, method: str) -> None:
         received_at = time.time()
-        path = urlsplit(self.path).path
+        path, query = urlsplit(self.path).path, urlsplit(self.path).query
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length > 0 else b""
         if method == "GET" and path == "/_simulator/calls":
             reply = ApiReply(200, [call.as_json() for call in self.simulator.calls])
         elif path == VONAGE_PATH_PREFIX or path.startswith((f"{VONAGE_PATH_PREFIX}/", VONAGE_FILES_PREFIX)):
             vonage = self.simulator._vonage
-            reply = vonage.handle(method, path, self.headers.get("Authorization", ""), body, received_at)
+            reply = vonage.handle(method, path, self.headers.get("Authorization", ""), body, received_at, query)
         else:
             twilio = self.simulator._twilio
-            reply = twilio.handle(method, path, self.headers.get("Authorization", ""), body, received_at)
+            reply = twilio.handle(method, path, self.headers.get("Authorization", ""), body, received_at, query)
         try:
             if isinstance(reply.payload, bytes):
                 self._write_bytes(reply.status, reply.payload, reply.content_type)

@@ -1,4 +1,4 @@
-"""Twilio's REST API as our SDK calls it: create a call, hang it up, fetch it.
+"""Twilio's REST API as our SDK calls it: create a call, hang it up, fetch it, list the calls.
 
 Requests are form-encoded with HTTP basic auth (AccountSid:AuthToken); replies are JSON shaped like
 Twilio's, errors included ({"code", "message", "more_info", "status"}), so the twilio SDK builds a
@@ -15,7 +15,7 @@ import re
 import threading
 import uuid
 from typing import TYPE_CHECKING, Any
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, urlencode
 
 from simulator.records import ApiReply, SimulatedCall
 from simulator.scenarios import Scenario
@@ -66,7 +66,9 @@ class TwilioApi:
         self._lock = threading.Lock()
         self.recordings = TwilioRecordings(simulator)
 
-    def handle(self, method: str, path: str, authorization: str, body: bytes, received_at: float) -> ApiReply:
+    def handle(
+        self, method: str, path: str, authorization: str, body: bytes, received_at: float, query: str = ""
+    ) -> ApiReply:
         recording_route = next(
             (found for pattern in RECORDING_ROUTES if (found := pattern.match(path)) is not None), None
         )
@@ -83,6 +85,8 @@ class TwilioApi:
             return twilio_error(401, 20003, "Authenticate")
         if calls_match and method == "POST":
             return self._create_call(parse_form(body), received_at)
+        if calls_match and method == "GET":
+            return self._list_calls(route["account_sid"], parse_qs(query, keep_blank_values=True))
         if call_match and method == "POST":
             return self._update_call(call_match["call_sid"], parse_form(body), path)
         if call_match and method == "GET":
@@ -142,6 +146,39 @@ class TwilioApi:
     def _live_call(self, call_sid: str) -> LiveCall | None:
         with self._lock:
             return self._live_calls.get(call_sid)
+
+    def _list_calls(self, account_sid: str, query: dict[str, list[str]]) -> ApiReply:
+        """GET Calls.json: the account's calls, newest first, filtered by To, From and Status as Twilio
+        filters them, one page of PageSize (50 by default) at a time."""
+        page_size, page = first(query, "PageSize", "50"), first(query, "Page", "0")
+        if not (page_size.isdigit() and 1 <= int(page_size) <= 1000 and page.isdigit()):
+            return twilio_error(400, 20001, "PageSize must be 1 to 1000 and Page a whole number")
+        page_size_n, page_n = int(page_size), int(page)
+        wanted = {name: first(query, name) for name in ("To", "From", "Status") if first(query, name)}
+        with self._lock:
+            live_calls = list(self._live_calls.values())
+        resources = [call_resource(live) for live in sorted(live_calls, key=lambda live: live.created_at, reverse=True)]
+        fields = {"To": "to", "From": "from", "Status": "status"}
+        matching = [found for found in resources if all(found[fields[name]] == value for name, value in wanted.items())]
+        chunk = matching[page_n * page_size_n : (page_n + 1) * page_size_n]
+        uri = f"/{API_VERSION}/Accounts/{account_sid}/Calls.json"
+
+        def page_uri(number: int) -> str:
+            return f"{uri}?{urlencode({**wanted, 'PageSize': page_size_n, 'Page': number})}"
+
+        more = (page_n + 1) * page_size_n < len(matching)
+        payload = {
+            "calls": chunk,
+            "first_page_uri": page_uri(0),
+            "next_page_uri": page_uri(page_n + 1) if more else None,
+            "previous_page_uri": page_uri(page_n - 1) if page_n else None,
+            "page": page_n,
+            "page_size": page_size_n,
+            "start": page_n * page_size_n,
+            "end": page_n * page_size_n + max(len(chunk) - 1, 0),
+            "uri": page_uri(page_n),
+        }
+        return ApiReply(200, payload)
 
     def _create_call(self, form: dict[str, list[str]], received_at: float) -> ApiReply:
         to = first(form, "To")

@@ -17,7 +17,9 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qs, urlencode
 
 import jwt
 from cryptography.hazmat.primitives.serialization import load_pem_public_key
@@ -174,11 +176,14 @@ class VonageApi:
     def enabled(self) -> bool:
         return self._public_key is not None
 
-    def handle(self, method: str, path: str, authorization: str, body: bytes, received_at: float) -> ApiReply:
+    def handle(
+        self, method: str, path: str, authorization: str, body: bytes, received_at: float, query: str = ""
+    ) -> ApiReply:
         call_match = CALL_PATH.match(path)
         create = path.rstrip("/") == VONAGE_PATH_PREFIX and method == "POST"
+        listing = path.rstrip("/") == VONAGE_PATH_PREFIX and method == "GET"
         media = path.startswith(VONAGE_FILES_PREFIX) and method == "GET"
-        if not create and not media and not (call_match and method in ("GET", "PUT")):
+        if not create and not listing and not media and not (call_match and method in ("GET", "PUT")):
             return not_found(path)
         failure = self._authentication_failure(authorization)
         if failure is not None:
@@ -188,6 +193,8 @@ class VonageApi:
             return self.recordings.file(path)
         if create:
             return self._create_call(body, received_at)
+        if listing:
+            return self._list_calls(parse_qs(query, keep_blank_values=True))
         assert call_match is not None  # for the type checker: `create` is False here
         live = self._live_call(call_match["uuid"])
         if live is None:
@@ -237,6 +244,50 @@ class VonageApi:
     def _live_call(self, call_uuid: str) -> VonageLiveCall | None:
         with self._lock:
             return self._live_calls.get(call_uuid)
+
+    def _list_calls(self, query: dict[str, list[str]]) -> ApiReply:
+        """GET /v1/calls: the application's calls filtered by status, conversation and creation time
+        (date_start/date_end, ISO 8601), oldest first unless order=desc, page_size (1-100, 10 by
+        default) records from record_index on, in Vonage's HAL shape."""
+        value = {name: values[0] for name, values in query.items() if values}
+        page_size, record_index = value.get("page_size", "10"), value.get("record_index", "0")
+        if not (page_size.isdigit() and 1 <= int(page_size) <= 100):
+            return bad_request("page_size", "must be a whole number from 1 to 100")
+        if not record_index.isdigit():
+            return bad_request("record_index", "must be a whole number")
+        if value.get("order", "asc") not in ("asc", "desc"):
+            return bad_request("order", "must be asc or desc")
+        bounds = {}
+        for name in ("date_start", "date_end"):
+            if name in value:
+                try:
+                    bounds[name] = datetime.fromisoformat(value[name].replace("Z", "+00:00")).timestamp()
+                except ValueError:
+                    return bad_request(name, "must be an ISO 8601 time, e.g. 2024-05-14T10:00:00Z")
+        with self._lock:
+            live_calls = sorted(self._live_calls.values(), key=lambda live: live.created_at)
+        if value.get("order") == "desc":
+            live_calls.reverse()
+        matching = [
+            call_info(live)
+            for live in live_calls
+            if live.created_at >= bounds.get("date_start", 0)
+            and live.created_at <= bounds.get("date_end", math.inf)
+            and live.conversation_uuid == value.get("conversation_uuid", live.conversation_uuid)
+            and live.state()[0] == value.get("status", live.state()[0])
+        ]
+        start, size = int(record_index), int(page_size)
+        links = {"self": {"href": f"{VONAGE_PATH_PREFIX}?{urlencode({**value, 'record_index': start})}"}}
+        if start + size < len(matching):
+            links["next"] = {"href": f"{VONAGE_PATH_PREFIX}?{urlencode({**value, 'record_index': start + size})}"}
+        payload = {
+            "count": len(matching),
+            "page_size": size,
+            "record_index": start,
+            "_links": links,
+            "_embedded": {"calls": matching[start : start + size]},
+        }
+        return ApiReply(200, payload)
 
     def _create_call(self, body: bytes, received_at: float) -> ApiReply:
         try:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Protocol, TypeVar
 
 import requests
@@ -21,6 +22,14 @@ class CallRequest:
     ring_timeout_seconds: int
     language: str
     record: bool = False  # the policy records its calls: the carrier records from the answer on
+
+
+@dataclass(frozen=True)
+class CarrierCall:
+    """A call as the carrier lists it: its id and the carrier's own word for its status."""
+
+    call_id: str
+    status: str
 
 
 class ProviderError(Exception):
@@ -41,6 +50,11 @@ class VoiceProvider(Protocol):
 
     def place_call(self, request: CallRequest) -> str:
         """Places the call and returns the carrier's call id, or raises ProviderError."""
+        ...
+
+    def calls_to(self, to: str, since: datetime) -> list[CarrierCall]:
+        """The calls this carrier created to `to` from our number since `since`, newest first, or
+        ProviderError when it cannot tell (it could not be asked, or listed too many to be sure)."""
         ...
 
     def start_recording(self, call_id: str, *, callback_url: str, attempt_token: str) -> str:

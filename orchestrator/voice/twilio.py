@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import base64
+from datetime import datetime
 
 import requests
 from django.conf import settings
 from django.urls import reverse
-from twilio.base.exceptions import TwilioRestException
+from twilio.base.exceptions import TwilioException, TwilioRestException
 from twilio.http.http_client import TwilioHttpClient
 from twilio.rest import Client
 
 from orchestrator.voice.base import (
     CallRequest,
+    CarrierCall,
     ProviderError,
     cached_client,
     recording_callback_url,
@@ -20,6 +22,9 @@ from orchestrator.voice.base import (
     transport_failure,
     webhook_url,
 )
+
+# How many of a number's latest calls one search reads: far more than one on-call person gets in minutes.
+CALL_SEARCH_LIMIT = 50
 
 
 def _client(account_sid: str, auth_token: str, base_url: str, timeout: float) -> Client:
@@ -89,6 +94,21 @@ class TwilioProvider:
         except requests.exceptions.RequestException as exc:
             raise transport_failure("Twilio", exc, settings.PROVIDER_HTTP_TIMEOUT_SECONDS) from exc
         return call.sid
+
+    def calls_to(self, to: str, since: datetime) -> list[CarrierCall]:
+        """GET Calls.json?To=…&From=…, newest first. No StartTime filter: a call still queued at
+        Twilio has no start time yet, and it is exactly the kind of call we look for."""
+        try:
+            calls = self._call_api(
+                lambda: self.client.calls.list(to=to, from_=self.from_number, limit=CALL_SEARCH_LIMIT),
+                "list its calls",
+            )
+        except TwilioException as exc:  # a list page that is not a 200 (the SDK raises this, not the REST error)
+            raise ProviderError(f"Twilio refused to list its calls: {exc}") from exc
+        recent = [call for call in calls if call.date_created is None or call.date_created >= since]
+        if len(calls) >= CALL_SEARCH_LIMIT and len(recent) == len(calls):
+            raise ProviderError(f"Twilio listed {len(calls)} calls to {to} since {since:%H:%M:%S}: too many to tell")
+        return [CarrierCall(call.sid, str(getattr(call.status, "value", call.status))) for call in recent]
 
     def start_recording(self, call_id: str, *, callback_url: str, attempt_token: str = "") -> str:
         """The call's Recordings resource (POST .../Calls/{CallSid}/Recordings.json)."""

@@ -8,6 +8,7 @@ builders live here so the provider and the webhooks say exactly the same thing.
 from __future__ import annotations
 
 import math
+from datetime import UTC, datetime
 from importlib.metadata import version
 from pathlib import Path
 from typing import Any
@@ -23,12 +24,13 @@ from urllib3 import Retry
 from vonage_http_client import Auth, HttpClient, HttpClientOptions
 from vonage_http_client.errors import HttpRequestError
 from vonage_utils.errors import VonageError
-from vonage_voice import CreateCallRequest, Input, Record, Talk, Voice
+from vonage_voice import CreateCallRequest, Input, ListCallsFilter, Record, Talk, Voice
 
 from orchestrator.prompts import prompts_for
 from orchestrator.selectors import CallScript, call_script
 from orchestrator.voice.base import (
     CallRequest,
+    CarrierCall,
     ProviderError,
     cached_client,
     recording_callback_url,
@@ -44,6 +46,8 @@ LENGTH_TIMER_SECONDS = 600
 MAX_TALK_CHARACTERS = 1500
 # The urllib3 pool behind the client: concurrent dials from a thread pool each get a connection.
 CONNECTION_POOL_SIZE = 10
+# A call search reads at most this many pages of 100 calls (the list cannot be filtered by number).
+CALL_SEARCH_PAGES = 10
 # A connection that could not be made carries no request, so trying it again cannot place a call twice.
 CONNECT_RETRIES = 2
 
@@ -215,6 +219,30 @@ class VonageProvider:
         except (ValidationError, VonageError) as exc:
             raise ProviderError(f"the Vonage call request is invalid: {exc}") from exc
         return self._create(call).uuid
+
+    def calls_to(self, to: str, since: datetime) -> list[CarrierCall]:
+        """GET /v1/calls from `since` on, newest first, page by page; Vonage filters by time but not
+        by number, so the number is matched here."""
+        number, found, offset = vonage_number(to), [], 0
+        date_start = since.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        for _page in range(CALL_SEARCH_PAGES):
+            wanted = ListCallsFilter(date_start=date_start, page_size=100, order="desc", record_index=offset)
+            try:
+                calls, more = self.client.list_calls(wanted)
+            except HttpRequestError as exc:
+                status = exc.response.status_code
+                raise ProviderError(
+                    f"Vonage refused to list its calls ({status}): {_refusal_message(exc)}", status=status
+                ) from exc
+            except requests.exceptions.RequestException as exc:
+                raise ProviderError(f"Vonage could not be asked for its calls: {exc.__class__.__name__}") from exc
+            except (ValidationError, TypeError, VonageError) as exc:
+                raise ProviderError(f"Vonage's list of calls could not be read: {exc.__class__.__name__}") from exc
+            found += [CarrierCall(call.uuid, call.status) for call in calls if getattr(call.to, "number", "") == number]
+            if more is None or not calls:
+                return found
+            offset += len(calls)
+        raise ProviderError(f"Vonage listed more than {offset} calls since {date_start}: too many to tell")
 
     def start_recording(self, call_id: str, *, callback_url: str, attempt_token: str) -> str:
         """The Voice API records a call in progress by transferring it to an NCCO that starts with a

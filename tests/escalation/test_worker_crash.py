@@ -1,5 +1,5 @@
 """A worker process killed in the middle of an escalation: after a restart the escalation goes on,
-and no attempt is dialed twice. Real processes, a real SIGKILL."""
+no call is placed twice, and nobody is skipped. Real processes, a real SIGKILL."""
 
 from __future__ import annotations
 
@@ -20,11 +20,14 @@ pytestmark = pytest.mark.e2e
 
 
 def start_worker_process(*, with_beat: bool) -> subprocess.Popen:
-    env = worker_environment(DIAL_GRACE_SECONDS="1", ESCALATION_SWEEP_SECONDS="0.5")
+    # a short carrier timeout: a call in doubt is checked once no live dial can still be sending it
+    env = worker_environment(DIAL_GRACE_SECONDS="1", ESCALATION_SWEEP_SECONDS="0.5", PROVIDER_HTTP_TIMEOUT_SECONDS="1")
     return start(worker_command(beat=with_beat), env)
 
 
-def test_a_killed_worker_loses_no_escalation_and_dials_no_attempt_twice(simulator, transactional_db, settings):
+def test_a_worker_killed_inside_the_carrier_request_skips_nobody_and_places_no_call_twice(
+    simulator, transactional_db, settings
+):
     from config.celery import app as celery_app
 
     celery_app.control.purge()
@@ -42,20 +45,26 @@ def test_a_killed_worker_loses_no_escalation_and_dials_no_attempt_twice(simulato
     finally:
         stop(first_worker, signal.SIGKILL)
     assert CallAttempt.objects.get(incident=incident, step=1).status == "dialing"
+    # and the carrier's outage ends (its held request was answered 503: that call never existed)
+    simulator.set_scenario(primary.phone, Scenario.NO_ANSWER)
 
     # and a new worker (with beat) starts
     second_worker = start_worker_process(with_beat=True)
     try:
-        # then the escalation goes on to the secondary, who acknowledges
+        # then the primary is rung after all, and the escalation goes on to the secondary, who acknowledges
         wait_until(
-            lambda: Incident.objects.get(pk=incident.pk).state == "acknowledged", timeout=60, what="acknowledgement"
+            lambda: Incident.objects.get(pk=incident.pk).state == "acknowledged", timeout=90, what="acknowledgement"
         )
     finally:
         stop(second_worker)
     simulator.wait_until_idle()
 
-    # and the first attempt was never dialed again
-    assert [call.to for call in simulator.calls] == [primary.phone, secondary.phone]
+    # and the engine asked the carrier before dialing the primary again: one placed call each
+    placed = [call.to for call in simulator.calls if call.sid]
+    assert placed == [primary.phone, secondary.phone]
     first = CallAttempt.objects.get(incident=incident, step=1)
-    assert first.status == "dialing" and "deadline" in first.error
+    assert (first.redials, first.status) == (1, "no_answer")
+    timeline = list(incident.events.values_list("message", flat=True))
+    assert any("asking the carriers whether it exists" in line for line in timeline), timeline
+    assert any("it was never placed; dialing again" in line for line in timeline), timeline
     assert Incident.objects.get(pk=incident.pk).acknowledged_by.startswith("contact:Lee")

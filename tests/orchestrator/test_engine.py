@@ -42,6 +42,12 @@ def claim(attempt: CallAttempt) -> None:
     assert _claim(attempt.pk) is not None
 
 
+def place(attempt: CallAttempt) -> None:
+    """The dial task, whole: claimed, and a carrier took the call (it has the carrier's id)."""
+    claim(attempt)
+    CallAttempt.objects.filter(pk=attempt.pk).update(provider_call_id=f"CA{attempt.pk:032d}")
+
+
 def end_call(attempt: CallAttempt, status: str = AttemptStatus.NO_ANSWER) -> None:
     services.apply_call_status(attempt.token, status)
 
@@ -79,7 +85,7 @@ def test_the_sweep_visits_each_due_incident_once_and_clears_deadlines_that_need_
     make_due(stale)
     due = [open_incident(summary=f"due {n}", dedup_key=f"due-{n}").incident for n in range(2)]
     for incident in due:
-        claim(CallAttempt.objects.get(incident=incident, step=1))
+        place(CallAttempt.objects.get(incident=incident, step=1))
         make_due(incident)
 
     # when the sweep runs with a limit that the stale row alone could have used up before
@@ -94,7 +100,7 @@ def test_the_sweep_visits_each_due_incident_once_and_clears_deadlines_that_need_
 def test_the_sweep_respects_its_limit_and_the_next_run_takes_the_rest(two_people):
     incidents = [open_incident(summary=f"n{n}", dedup_key=f"k{n}").incident for n in range(3)]
     for incident in incidents:
-        claim(CallAttempt.objects.get(incident=incident, step=1))
+        place(CallAttempt.objects.get(incident=incident, step=1))
         make_due(incident)
 
     assert timers.sweep_due(limit=2) == 2
