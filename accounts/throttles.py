@@ -137,14 +137,22 @@ class AlertIngestionThrottle(BaseThrottle):
     that size passes at once, and refills at count / window."""
 
     def allow_request(self, request, view) -> bool:
-        self._wait = 0.0
-        rate, ident = getattr(settings, "ALERT_RATE_PER_KEY", None), _principal(request)
-        if not rate or not ident:
-            return True
-        count, seconds = SimpleRateThrottle.parse_rate(None, rate)
-        digest = hashlib.sha256(ident.encode()).hexdigest()[:32]
-        self._wait = ratelimit.take(f"oncall:alert-rate:{digest}", rate=count / seconds, capacity=count)
+        self._wait = alert_rate_wait(_principal(request))
         return self._wait <= 0
 
     def wait(self) -> float | None:
         return self._wait or None
+
+
+def alert_rate_wait(ident: str | None) -> float:
+    """Takes one alert from the bucket of `ident` ("api-key:<pk>" or "user:<pk>"): 0.0 when the alert
+    may go now, else seconds to wait. Shared by the throttle and the alert fast lane."""
+    rate = getattr(settings, "ALERT_RATE_PER_KEY", None)
+    if not rate or not ident:
+        return 0.0
+    count, seconds = SimpleRateThrottle.parse_rate(None, rate)
+    digest = hashlib.sha256(ident.encode()).hexdigest()[:32]
+    # A fast bucket is leased a twentieth of a second's worth at a time (at most 20): one Redis
+    # round trip per 20 alerts in a storm; a slow one (below 40 a second) is counted exactly.
+    lease = max(1, min(20, int(count / seconds / 20)))
+    return ratelimit.take(f"oncall:alert-rate:{digest}", rate=count / seconds, capacity=count, lease=lease)

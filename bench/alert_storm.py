@@ -440,6 +440,22 @@ def log_summary(logs: Path) -> dict:
 # --- the phases --------------------------------------------------------------------------------------
 
 
+def by_five_seconds(accepted: list[Row], start: float) -> list[dict]:
+    """Answers per second and their p99 in each 5 s of the run: the opening burst (every key's first
+    alert opens an incident and rings a phone) apart from the steady storm of duplicates."""
+    windows: dict[int, list[Row]] = defaultdict(list)
+    for r in accepted:
+        windows[int((r.sent + r.ms / 1000 - start) // 5)].append(r)
+    return [
+        {
+            "from_s": 5 * n,
+            "per_second": round(len(windows[n]) / 5, 1),
+            "p99_ms": percentiles([r.ms for r in windows[n]])["p99"],
+        }
+        for n in sorted(windows)
+    ]
+
+
 def storm(args, client: Client, simulator: SimulatorClient, sampler) -> tuple[dict, dict]:
     posts = [(index, index % args.keys) for index in range(args.posts)]
     with sampler() as during:
@@ -466,8 +482,13 @@ def storm(args, client: Client, simulator: SimulatorClient, sampler) -> tuple[di
         "seconds": round(wall, 2),
         "accepted_per_second": round(len(accepted) / wall, 1),
         "latency_ms": percentiles([r.ms for r in rows]),
+        "by_5_seconds": by_five_seconds(accepted, start),
         "responses": status_counts(rows),
         "created_201": sum(1 for r in rows if r.status == 201),
+        "created_201_latency_ms": percentiles([r.ms for r in rows if r.status == 201]),
+        "duplicates_in_first_5s_latency_ms": percentiles(
+            [r.ms for r in rows if r.status == 200 and r.sent - start < 5]
+        ),
         "first_error": first_error(rows),
         "incidents_opened": len(ids),
         "keys_without_incident": sum(1 for group in incidents.values() if not group),

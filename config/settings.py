@@ -346,6 +346,9 @@ ALERT_RATE_PER_KEY = env.str("ALERT_RATE_PER_KEY", default="60000/min")
 API_KEY_LAST_USED_RESOLUTION_SECONDS = 60
 # API keys and the policy an alert goes to are read at most once per this many seconds per process
 # (config/ttlcache.py): a revocation or a policy change made in another process takes effect within it.
+# Duplicate alerts from API keys are answered before Django's request stack (incidents/fast_lane.py),
+# on PostgreSQL; everything else, and every alert when this is off, takes the full path.
+ALERT_FAST_LANE = env.bool("ALERT_FAST_LANE", default=True)
 API_KEY_CACHE_SECONDS = env.float("API_KEY_CACHE_SECONDS", default=5.0)
 POLICY_CACHE_SECONDS = env.float("POLICY_CACHE_SECONDS", default=5.0)
 # The longest an API key may be created to live (longer, or an expiry already passed, is refused).

@@ -85,6 +85,42 @@ def _prometheus_summary(data: dict) -> tuple[str, str]:
     return clean_text(summary)[:500], clean_text(spoken)[:2000]
 
 
+@dataclass(frozen=True)
+class FiringAlert:
+    """Where a firing alert goes: its source, dedup key and the policy it names (None: the default)."""
+
+    source: str
+    dedup_key: str | None
+    policy_reference: str | None
+
+
+def firing_alert(source: str, data: dict, *, policy: str | None = None) -> FiringAlert | None:
+    """What the ingest function of `source` would open or join for validated `data`; None for a
+    resolve. The alert fast lane (incidents/fast_lane.py) decides with this whether an alert only
+    joins an open incident, so both paths always agree on the key and the policy."""
+    if source == Source.GENERIC:
+        if data["status"] == "resolved":
+            return None
+        return FiringAlert(source, data.get("dedup_key"), data.get("policy"))
+    if source == Source.ALERTMANAGER:
+        if data["status"] == "resolved":
+            return None
+        dedup_key = namespaced_key(source, data["groupKey"])
+    else:
+        if _grafana_resolved(data):
+            return None
+        dedup_key = namespaced_key(source, _grafana_key(data))
+    return FiringAlert(source, dedup_key, policy or data.get("commonLabels", {}).get("escalation_policy"))
+
+
+def _grafana_key(data: dict) -> str:
+    return data.get("groupKey") or next(alert["fingerprint"] for alert in data["alerts"] if alert.get("fingerprint"))
+
+
+def _grafana_resolved(data: dict) -> bool:
+    return data.get("state") == "ok" or (not data.get("state") and data.get("status") == "resolved")
+
+
 def ingest_alertmanager(data: dict, *, payload: dict, actor: str, policy: str | None) -> Intake:
     dedup_key = namespaced_key(Source.ALERTMANAGER, data["groupKey"])
     if data["status"] == "resolved":
@@ -104,10 +140,8 @@ def ingest_alertmanager(data: dict, *, payload: dict, actor: str, policy: str | 
 
 
 def ingest_grafana(data: dict, *, payload: dict, actor: str, policy: str | None) -> Intake:
-    key = data.get("groupKey") or next(alert["fingerprint"] for alert in data["alerts"] if alert.get("fingerprint"))
-    dedup_key = namespaced_key(Source.GRAFANA, key)
-    resolved = data.get("state") == "ok" or (not data.get("state") and data.get("status") == "resolved")
-    if resolved:
+    dedup_key = namespaced_key(Source.GRAFANA, _grafana_key(data))
+    if _grafana_resolved(data):
         return _resolve(dedup_key=dedup_key, source=Source.GRAFANA, payload=payload, actor=actor)
     summary, spoken = _prometheus_summary(data)
     labels = data.get("commonLabels", {})

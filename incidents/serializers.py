@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+import threading
 
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
@@ -87,6 +88,27 @@ class FieldsBuiltOnce:
             name: copy.deepcopy(field) if isinstance(field, serializers.BaseSerializer) else copy.copy(field)
             for name, field in built.items()
         }
+
+
+_per_thread = threading.local()
+
+
+def validated_or_none(serializer_class: type[serializers.Serializer], data) -> dict | None:
+    """`data` validated by `serializer_class`, or None when it is not valid; for the alert fast lane.
+
+    One serializer per class and thread is kept and given each new body, so its fields are copied
+    and bound once per thread instead of once per post (a third of the lane's CPU otherwise). This is
+    what DRF itself does with the child of a list serializer, which validates item after item; the
+    state of one validation (`_validated_data`, `_errors`, `_data`) is dropped before the next."""
+    instances = _per_thread.__dict__.setdefault("instances", {})
+    serializer = instances.get(serializer_class)
+    if serializer is None:
+        serializer = instances[serializer_class] = serializer_class(data=data)
+    else:
+        serializer.initial_data = data
+        for state in ("_validated_data", "_errors", "_data"):
+            serializer.__dict__.pop(state, None)
+    return serializer.validated_data if serializer.is_valid() else None
 
 
 class GenericAlertIn(FieldsBuiltOnce, serializers.Serializer):

@@ -54,6 +54,9 @@ def fresh_rate_limits():
     buckets = list(redis_client().scan_iter(match="oncall:alert-rate:*"))
     if buckets:
         redis_client().delete(*buckets)
+    from config.ratelimit import forget_leases
+
+    forget_leases()
 
 
 @pytest.fixture(autouse=True)

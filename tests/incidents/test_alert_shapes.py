@@ -193,3 +193,33 @@ def test_alert_payloads_validated_at_once_in_many_threads_each_get_their_own_ans
             assert {alert["labels"]["n"] for alert in result["alerts"]} == {str(index)}
         else:
             assert set(result) == {"alerts"}
+
+
+def test_a_serializer_reused_for_post_after_post_answers_as_a_fresh_one_would():
+    """The fast lane keeps one serializer per thread and gives it each new body: valid after invalid,
+    and the other way round, on 8 threads at once, it must answer exactly what a new one answers."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from incidents.serializers import AlertmanagerIn, GenericAlertIn, GrafanaIn, validated_or_none
+
+    def body(index: int) -> tuple[type, dict]:
+        alert = {"status": "firing", "labels": {"alertname": f"A{index}", "n": index}, "fingerprint": f"f{index}"}
+        kind = index % 3
+        if kind == 0:
+            return AlertmanagerIn, {"groupKey": f" g{index} ", "status": "firing", "alerts": [alert] * (index % 4)}
+        if kind == 1:
+            return GrafanaIn, {"state": "alerting", "alerts": [alert], "groupKey": "" if index % 2 else f"k{index}"}
+        return GenericAlertIn, {"summary": f"s{index}" if index % 7 else "", "dedup_key": f"d{index}"}
+
+    def both(index: int):
+        serializer_class, data = body(index)
+        fresh = serializer_class(data=data)
+        expected = fresh.validated_data if fresh.is_valid() else None
+        return expected, validated_or_none(serializer_class, data)
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        answers = list(pool.map(both, range(600)))
+
+    assert all(expected == reused for expected, reused in answers)
+    assert sum(expected is None for expected, _ in answers) > 50  # refusals were mixed in
+    assert sum(expected is not None for expected, _ in answers) > 300
