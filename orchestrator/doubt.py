@@ -32,8 +32,8 @@ from incidents.services import record_event
 from orchestrator.models import AttemptStatus, CallAttempt
 from orchestrator.services import _set_deadline, lock_attempt
 from orchestrator.voice import ProviderError, get_provider
+from orchestrator.voice.base import CONNECT_RETRIES
 from orchestrator.voice.routing import carriers_for
-from orchestrator.voice.vonage import CONNECT_RETRIES
 
 logger = logging.getLogger(__name__)
 

@@ -63,7 +63,8 @@ def _send_dial_again(incident: Incident, attempt: CallAttempt) -> None:
     DIAL_RESEND_SECONDS, so an outage adds one message per waiting call per interval, not a flood."""
     now = timezone.now()
     if attempt.dial_sent_at is None or attempt.dial_sent_at <= now - timedelta(seconds=settings.DIAL_RESEND_SECONDS):
-        first_delay = not incident.events.filter(kind=EventKind.DIAL_DELAYED, attempt_id=attempt.pk).exists()
+        resent = incident.events.filter(kind=EventKind.DIAL_DELAYED, attempt_id=attempt.pk, data__has_key="resent")
+        first_delay = not resent.exists()  # (a carrier check's rows are dial-delayed rows too)
         attempt.dial_sent_at = now
         attempt.save(update_fields=["dial_sent_at"])
         enqueue_on_commit("orchestrator.dial_attempt", attempt.pk)
@@ -74,6 +75,7 @@ def _send_dial_again(incident: Incident, attempt: CallAttempt) -> None:
                 EventKind.DIAL_DELAYED,
                 message=f"call {attempt.step} not dialed after {waited}s (workers busy or down); sent again",
                 attempt=attempt,
+                data={"resent": waited},
             )
     _set_deadline(incident, settings.DIAL_RESEND_SECONDS)
 

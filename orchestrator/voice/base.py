@@ -14,6 +14,10 @@ from urllib3.exceptions import ConnectTimeoutError, MaxRetryError
 
 T = TypeVar("T")
 
+# A connection that could not be made carries no request, so a carrier's client may try it again
+# this many times without any risk of placing a call twice (the Vonage client does).
+CONNECT_RETRIES = 2
+
 
 @dataclass(frozen=True)
 class CallRequest:

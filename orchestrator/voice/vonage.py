@@ -29,6 +29,7 @@ from vonage_voice import CreateCallRequest, Input, ListCallsFilter, Record, Talk
 from orchestrator.prompts import prompts_for
 from orchestrator.selectors import CallScript, call_script
 from orchestrator.voice.base import (
+    CONNECT_RETRIES,
     CallRequest,
     CarrierCall,
     ProviderError,
@@ -48,8 +49,6 @@ MAX_TALK_CHARACTERS = 1500
 CONNECTION_POOL_SIZE = 10
 # A call search reads at most this many pages of 100 calls (the list cannot be filtered by number).
 CALL_SEARCH_PAGES = 10
-# A connection that could not be made carries no request, so trying it again cannot place a call twice.
-CONNECT_RETRIES = 2
 
 
 def vonage_language(language: str) -> str:

@@ -235,3 +235,17 @@ def test_a_dial_that_lands_after_its_attempt_was_queued_again_keeps_it_and_the_r
     assert (fresh(attempt).status, fresh(attempt).provider_call_id) == (AttemptStatus.DIALING, "CA" + "f" * 32)
     dialing.dial(attempt.pk)
     assert placed_to(carriers, primary.phone) == []
+
+
+def test_a_call_dialed_again_that_waits_for_a_worker_still_says_so_in_the_timeline(carriers, team, settings):
+    # given a claimed call no carrier had, queued again
+    settings.VOICE_PROVIDER = "twilio"
+    attempt = claimed_and_abandoned()
+    deadline_passes(attempt)
+    the_check_runs(attempt)
+    # when no worker takes the dial sent again before the next deadline
+    CallAttempt.objects.filter(pk=attempt.pk).update(dial_sent_at=timezone.now() - timedelta(minutes=5))
+    deadline_passes(attempt)
+    # then the timeline says the call is waiting for a worker, and it is sent again, not skipped
+    assert any("not dialed after" in line and "sent again" in line for line in timeline(attempt))
+    assert fresh(attempt).status == AttemptStatus.QUEUED and fresh(attempt).incident.current_step == 1
