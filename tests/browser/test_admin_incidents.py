@@ -72,6 +72,21 @@ def sign_in(page, live_server, secret: str) -> None:
     page.wait_for_load_state()
 
 
+def an_admin_without_mfa(settings, username: str = "officer") -> str:
+    """An ADMIN who signs in with a password only, on plain-http cookies for the live server."""
+    settings.SESSION_COOKIE_SECURE = settings.CSRF_COOKIE_SECURE = False
+    settings.MFA_REQUIRED_ROLES = []
+    person(username, Role.ADMIN)
+    return username
+
+
+def sign_in_with_password(page, live_server, username: str) -> None:
+    page.goto(f"{live_server.url}/admin/")
+    page.fill("input[name=username]", username)
+    page.fill("input[name=password]", PASSWORD)
+    page.click("input[type=submit]")
+
+
 def shoot(page, name: str) -> None:
     SHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)

@@ -8,11 +8,17 @@ from __future__ import annotations
 import pytest
 from playwright.sync_api import expect
 
-from accounts.models import AuditAction, AuditEvent, Role
+from accounts.models import AuditAction, AuditEvent
 from recordings import services
 from recordings.models import Recording
-from tests.accounts.helpers import PASSWORD, person
-from tests.browser.test_admin_incidents import CHROMIUM, WIDE, browser_page, shoot
+from tests.browser.test_admin_incidents import (
+    CHROMIUM,
+    WIDE,
+    an_admin_without_mfa,
+    browser_page,
+    shoot,
+    sign_in_with_password,
+)
 from tests.recordings.audio_samples import encoded
 from tests.recordings.conftest import local_store, recording_keys  # noqa: F401 (fixtures)
 from tests.recordings.helpers import put_audio, start_voice
@@ -23,9 +29,7 @@ pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason=f"no Chromium at {
 @pytest.mark.usefixtures("local_store")
 def test_an_admin_plays_a_recording_and_places_it_on_legal_hold(live_server, settings, system_client, tmp_path):
     # given: plain-http cookies for the live server, an ADMIN, and a stored 2-second call recording
-    settings.SESSION_COOKIE_SECURE = settings.CSRF_COOKIE_SECURE = False
-    settings.MFA_REQUIRED_ROLES = []
-    person("officer", Role.ADMIN)
+    officer = an_admin_without_mfa(settings)
     recording_id = start_voice(system_client, quality="high")
     put_audio(system_client, recording_id, encoded(tmp_path / "call.wav", "wav", 2).read_bytes())
     system_client.post(f"/api/v1/recordings/voice/{recording_id}/stop")
@@ -33,10 +37,7 @@ def test_an_admin_plays_a_recording_and_places_it_on_legal_hold(live_server, set
 
     with browser_page("admin_recording", WIDE) as page:
         # when: the ADMIN signs in and opens the recording's page from the list
-        page.goto(f"{live_server.url}/admin/")
-        page.fill("input[name=username]", "officer")
-        page.fill("input[name=password]", PASSWORD)
-        page.click("input[type=submit]")
+        sign_in_with_password(page, live_server, officer)
         page.goto(f"{live_server.url}/admin/recordings/recording/")
         page.get_by_role("link", name=str(recording_id), exact=True).click()
 
