@@ -38,7 +38,7 @@ def run_sweeps(count: int) -> None:
         celery_app.send_task(SWEEP)
     broker = redis_client()
     deadline = time.monotonic() + 60
-    while broker.llen("timers") or any(SWEEP.encode() in held for held in broker.hvals("unacked")):
+    while broker.llen("timers") or any(SWEEP in held for held in broker.hvals("unacked")):
         assert time.monotonic() < deadline, "the worker did not finish the sweeps"
         time.sleep(0.1)
 
