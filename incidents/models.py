@@ -208,6 +208,12 @@ class Incident(models.Model):
         verbose_name=_("round started step"),
     )
     next_action_at = models.DateTimeField(null=True, blank=True, db_index=True, verbose_name=_("next action at"))
+    countdown_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text=_("when the countdown task on the broker looks at this incident next"),
+        verbose_name=_("countdown at"),
+    )
     acknowledged_at = models.DateTimeField(null=True, blank=True, verbose_name=_("acknowledged at"))
     acknowledged_by = models.CharField(
         max_length=200, blank=True, help_text=_("who pressed 1, or who acknowledged"), verbose_name=_("acknowledged by")

@@ -47,13 +47,43 @@ ANSWERED_CALL_SLACK_SECONDS = 30
 
 
 def _set_deadline(incident: Incident, seconds: float) -> datetime:
-    """Stores the deadline (the sweep's safety net) and schedules a countdown for precision. A
-    deadline beyond the countdown cap is left to the sweep (an early countdown finds it not due)."""
-    incident.next_action_at = timezone.now() + timedelta(seconds=max(seconds, 0.0))
-    incident.save(update_fields=["next_action_at", "updated_at"])
-    countdown = min(max(seconds, 0.0), settings.MAX_COUNTDOWN_SECONDS)
-    enqueue_on_commit("orchestrator.check_deadline", incident.pk, incident.current_step, countdown=countdown)
+    """Stores the deadline (the sweep's safety net) and makes sure a countdown looks at it on time.
+
+    One countdown per incident at a time: when one is already on the broker for a moment before the
+    new deadline (a carrier callback moving the deadline later, as every ringing call does several
+    times), no other is sent; that countdown finds the deadline not due yet and sends itself again
+    for the rest (check_deadline). A deadline beyond the countdown cap is reached in steps of the cap.
+    A countdown lost with the broker costs precision only: the sweep acts on every due deadline."""
+    now = timezone.now()
+    incident.next_action_at = now + timedelta(seconds=max(seconds, 0.0))
+    pending = incident.countdown_at
+    if pending is not None and now < pending <= incident.next_action_at:
+        incident.save(update_fields=["next_action_at", "updated_at"])
+        return incident.next_action_at
+    _send_countdown(incident, seconds, now=now)
+    incident.save(update_fields=["next_action_at", "countdown_at", "updated_at"])
     return incident.next_action_at
+
+
+def _send_countdown(incident: Incident, seconds: float, *, now: datetime) -> None:
+    """Queues (after commit) the countdown that looks at the incident in `seconds`, at most the cap,
+    and records when it fires; the caller saves `countdown_at`."""
+    countdown = min(max(seconds, 0.0), settings.MAX_COUNTDOWN_SECONDS)
+    incident.countdown_at = now + timedelta(seconds=countdown)
+    enqueue_on_commit("orchestrator.check_deadline", incident.pk, incident.current_step, countdown=countdown)
+
+
+def rearm_countdown(incident: Incident, *, now: datetime) -> bool:
+    """A countdown found the deadline moved later: it sends itself again for the rest, unless another
+    countdown already fires before the deadline (then that one carries on). Under the incident's lock."""
+    if incident.next_action_at is None or incident.next_action_at <= now:
+        return False
+    pending = incident.countdown_at
+    if pending is not None and now < pending <= incident.next_action_at:
+        return False
+    _send_countdown(incident, (incident.next_action_at - now).total_seconds(), now=now)
+    incident.save(update_fields=["countdown_at"])
+    return True
 
 
 def _extend_deadline(incident: Incident, seconds: float) -> None:

@@ -20,23 +20,28 @@ from incidents.models import EventKind, Incident, IncidentState
 from incidents.services import lock_incident, record_event
 from orchestrator import doubt
 from orchestrator.models import AttemptStatus, CallAttempt
-from orchestrator.services import _advance_locked, _clear_deadline, _set_deadline
+from orchestrator.services import _advance_locked, _clear_deadline, _set_deadline, rearm_countdown
 
 logger = logging.getLogger(__name__)
 
 
 def check_deadline(incident_id: int, step: int) -> CallAttempt | None:
-    """A countdown task or the sweep: acts when this step's deadline has really passed."""
+    """A countdown task or the sweep: acts when the incident's deadline has really passed. `step` is
+    the step the countdown was sent at; the deadline, not the step, decides (see below)."""
     with transaction.atomic():
         incident = lock_incident(incident_id)
         now = timezone.now()
-        if incident.next_action_at is None or incident.next_action_at > now:
-            return None  # no deadline, or it moved later: a later check handles it
+        if incident.next_action_at is None:
+            return None  # no deadline: nothing to look at
+        if incident.next_action_at > now:
+            rearm_countdown(incident, now=now)  # it moved later: look again then
+            return None
         if incident.state != IncidentState.TRIGGERED:
             _clear_deadline(incident)  # a stale deadline (e.g. a late callback's): nothing to do
             return None
-        if incident.current_step != step:
-            return None  # a countdown of an earlier step; the current step's own check handles it
+        # The deadline is the incident's, whichever step's countdown (or the sweep) noticed it due:
+        # a countdown that carried the deadline on from an earlier step acts for the current one.
+        step = incident.current_step
         attempt = incident.attempts.select_related("contact").filter(step=step).first()
         if attempt is not None and attempt.status == AttemptStatus.QUEUED:
             _send_dial_again(incident, attempt)

@@ -1,0 +1,151 @@
+"""Deadline countdowns on the broker: one per incident at a time, carried on when a deadline moves.
+
+A ringing call moves its incident's deadline several times (the carrier took it, it was answered);
+each move used to send one more countdown task, which the calls worker then received, held and ran
+for nothing. Now a countdown already due before the new deadline carries on instead: when it finds
+the deadline moved later, it sends itself again for the rest. These tests read the real broker's
+`timers` queue (no worker runs here, so what is sent stays there).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from datetime import datetime, timedelta
+
+import pytest
+from django.utils import timezone
+
+from config.redis import redis_client
+from incidents.models import Incident, IncidentState
+from incidents.services import open_incident
+from orchestrator import services, timers
+from orchestrator.dialing import _claim
+from orchestrator.models import AttemptStatus, CallAttempt
+from tests import factories
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(autouse=True)
+def empty_timers_queue():
+    redis_client().delete("timers")
+
+
+@pytest.fixture
+def two_people():
+    return factories.policy(factories.contact("Kim"), factories.contact("Lee"), max_attempts=3)
+
+
+def countdowns_for(incident: Incident) -> list[tuple[int, datetime]]:
+    """(step, when it fires) of each check_deadline task on the broker for this incident."""
+    found = []
+    for raw in redis_client().lrange("timers", 0, -1):
+        message = json.loads(raw)
+        if message["headers"]["task"] != "orchestrator.check_deadline":
+            continue
+        args, _kwargs, _embed = json.loads(base64.b64decode(message["body"]))
+        if args[0] == incident.pk:
+            found.append((args[1], datetime.fromisoformat(message["headers"]["eta"])))
+    return found
+
+
+def fresh(incident: Incident) -> Incident:
+    return Incident.objects.get(pk=incident.pk)
+
+
+def opened_and_answered(policy, capture) -> tuple[Incident, CallAttempt]:
+    """An incident whose first call was claimed, placed, and answered: every callback ran and
+    every transaction committed its follow-up work (as the worker and the webhooks would)."""
+    with capture(execute=True):
+        incident = open_incident(summary="disk full", policy=policy).incident
+    attempt = CallAttempt.objects.get(incident=incident, step=1)
+    with capture(execute=True):
+        assert _claim(attempt.pk) is not None
+    with capture(execute=True):
+        services.apply_call_status(attempt.token, AttemptStatus.RINGING, provider_call_id="CA1")
+    with capture(execute=True):
+        services.apply_call_status(attempt.token, AttemptStatus.IN_PROGRESS)
+    return fresh(incident), attempt
+
+
+def test_a_ringing_and_answered_call_moves_its_deadline_without_sending_more_countdowns(
+    two_people, django_capture_on_commit_callbacks, settings
+):
+    settings.DIAL_RESEND_SECONDS = 60  # the dial's check comes after the ring deadline
+    # given a call that was claimed (its ring deadline starts), then rang and was answered
+    incident, _ = opened_and_answered(two_people, django_capture_on_commit_callbacks)
+
+    # then two countdowns went out: the dial's check when it opened, the ring deadline when claimed
+    sent = countdowns_for(incident)
+    assert len(sent) == 2, sent
+    ring_check = min(when for _, when in sent)
+    # and the answer moved the deadline past both, with the earlier countdown left to carry it on
+    assert incident.next_action_at > timezone.now() + timedelta(seconds=65)
+    assert abs(incident.countdown_at - ring_check) < timedelta(seconds=1)
+
+
+def test_a_countdown_that_finds_the_deadline_moved_later_sends_itself_again_once(
+    two_people, django_capture_on_commit_callbacks
+):
+    incident, _ = opened_and_answered(two_people, django_capture_on_commit_callbacks)
+    before = len(countdowns_for(incident))
+
+    # when the pending countdown's time comes (the deadline has moved later since it was sent)
+    Incident.objects.filter(pk=incident.pk).update(countdown_at=timezone.now() - timedelta(seconds=1))
+    with django_capture_on_commit_callbacks(execute=True):
+        assert timers.check_deadline(incident.pk, 1) is None
+
+    # then it sends one countdown for the rest of the wait, and nothing else changed
+    incident = fresh(incident)
+    assert len(countdowns_for(incident)) == before + 1
+    assert incident.countdown_at == incident.next_action_at
+    assert incident.current_step == 1 and incident.state == IncidentState.TRIGGERED
+
+    # and another countdown firing now (the dial's, sent when the incident opened) sends none
+    with django_capture_on_commit_callbacks(execute=True):
+        assert timers.check_deadline(incident.pk, 1) is None
+    assert len(countdowns_for(incident)) == before + 1
+
+
+def test_a_deadline_beyond_the_cap_is_reached_in_countdowns_of_the_cap(
+    two_people, django_capture_on_commit_callbacks, settings
+):
+    # given a wait of ten minutes and countdowns capped at one
+    settings.MAX_COUNTDOWN_SECONDS = 60
+    incident, attempt = opened_and_answered(two_people, django_capture_on_commit_callbacks)
+    two_people.pause_seconds = 600
+    two_people.save()
+    with django_capture_on_commit_callbacks(execute=True):
+        services.apply_call_status(attempt.token, AttemptStatus.COMPLETED)  # hung up without a keypress
+    incident = fresh(incident)
+    assert incident.next_action_at > timezone.now() + timedelta(seconds=590)
+
+    # when the countdown of the cap fires, the wait is not over: it sends the next one, of the cap
+    Incident.objects.filter(pk=incident.pk).update(countdown_at=timezone.now() - timedelta(seconds=1))
+    with django_capture_on_commit_callbacks(execute=True):
+        assert timers.check_deadline(incident.pk, 1) is None
+    incident = fresh(incident)
+    assert incident.countdown_at < timezone.now() + timedelta(seconds=61)
+    assert abs(max(when for _, when in countdowns_for(incident)) - incident.countdown_at) < timedelta(seconds=1)
+    assert incident.current_step == 1
+
+
+def test_a_countdown_sent_at_an_earlier_step_acts_on_the_current_steps_due_deadline(two_people):
+    # given the second call is out, and its deadline has passed
+    incident = open_incident(summary="disk full", policy=two_people).incident
+    first = CallAttempt.objects.get(incident=incident, step=1)
+    assert _claim(first.pk) is not None
+    services.apply_call_status(first.token, AttemptStatus.NO_ANSWER)
+    second = CallAttempt.objects.get(incident=incident, step=2)
+    assert _claim(second.pk) is not None
+    CallAttempt.objects.filter(pk=second.pk).update(provider_call_id="CA2")  # a carrier took it
+    Incident.objects.filter(pk=incident.pk).update(next_action_at=timezone.now() - timedelta(seconds=1))
+
+    # when the countdown that noticed it was sent during the first call (it carried the deadline on)
+    timers.check_deadline(incident.pk, 1)
+
+    # then the second call's deadline is acted on at once: no answer, the third call is queued
+    incident = fresh(incident)
+    assert incident.current_step == 3
+    assert CallAttempt.objects.get(pk=second.pk).error == "no news of the call before the deadline"
