@@ -209,7 +209,10 @@ CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 # Task events let Flower show tasks live; they cost every task a few Redis publishes (about a tenth of
 # a dial's worker time, bench/escalation_latency.py), so a deployment without Flower turns them off.
 CELERY_WORKER_SEND_TASK_EVENTS = env.bool("CELERY_TASK_EVENTS", default=True)
-CELERY_TASK_SEND_SENT_EVENT = CELERY_WORKER_SEND_TASK_EVENTS
+# A "sent" event is one more Redis publish beside every task a web request or a task sends (an
+# incident's opening sends two tasks); Flower shows a task from the moment a worker receives it
+# without it, so it is off unless asked for.
+CELERY_TASK_SEND_SENT_EVENT = env.bool("CELERY_TASK_SENT_EVENTS", default=False)
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # Celery's Django fix-up closes every database connection around every task unless told to reuse
 # them; config/celery.py applies Django's own rule (CONN_MAX_AGE, drop unusable ones) instead.
