@@ -10,13 +10,16 @@ embedded default) the ORM does the same in three statements. Anything that is no
 from __future__ import annotations
 
 import json
+import time
 from datetime import timedelta
 
+import psycopg
 from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import connection
 from django.utils import timezone
 
+from config.metrics import DB_QUERY_DURATION
 from incidents.models import OPEN_STATES, Alert, Incident, IncidentState
 
 
@@ -65,24 +68,29 @@ SELECT found.id, found.state FROM found JOIN joined ON joined.incident_id = foun
 
 
 def _join_in_one_statement(dedup_key: str, *, source: str, payload: dict, actor: str) -> Incident | None:
+    """Sent on the connection's own psycopg cursor with server-side binding: neither Django's cursor
+    wrappers nor client-side quoting of the payload run per alert (a fifth of the lane's CPU,
+    measured in-process). Not prepared: a prepared plan cost PostgreSQL more CPU here, not less.
+    Errors are Django's, as through the ORM; the query is timed into the same metric."""
     now = timezone.now()
     minutes = settings.ALERT_RETRIGGER_AFTER_ACK_MINUTES
-    with connection.cursor() as cursor:
-        cursor.execute(
-            _JOIN_SQL,
-            {
-                "key": dedup_key,
-                "triggered": IncidentState.TRIGGERED,
-                "acknowledged": IncidentState.ACKNOWLEDGED,
-                "no_retrigger": minutes <= 0,
-                "cutoff": now - timedelta(minutes=max(minutes, 0)),
-                "source": source,
-                "payload": json.dumps(payload, cls=DjangoJSONEncoder),
-                "now": now,
-                "actor": actor[:200],
-            },
-        )
+    values = {
+        "key": dedup_key,
+        "triggered": IncidentState.TRIGGERED,
+        "acknowledged": IncidentState.ACKNOWLEDGED,
+        "no_retrigger": minutes <= 0,
+        "cutoff": now - timedelta(minutes=max(minutes, 0)),
+        "source": source,
+        "payload": json.dumps(payload, cls=DjangoJSONEncoder),
+        "now": now,
+        "actor": actor[:200],
+    }
+    started = time.perf_counter()
+    connection.ensure_connection()
+    with connection.wrap_database_errors, psycopg.Cursor(connection.connection) as cursor:
+        cursor.execute(_JOIN_SQL, values, prepare=False)
         row = cursor.fetchone()
+    DB_QUERY_DURATION.observe(time.perf_counter() - started)
     if row is None:
         return None
     return Incident(pk=row[0], state=row[1], dedup_key=dedup_key)

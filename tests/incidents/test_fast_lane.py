@@ -233,3 +233,20 @@ def test_odd_json_is_stored_by_the_lane_exactly_as_djangos_parser_stores_it(lane
     assert (lane_answer[0], lane_answer[2]) == (django_answer[0], django_answer[2]) == (200, lane_answer[2])
     by_lane, by_django = (alert.payload for alert in Alert.objects.order_by("pk")[1:])
     assert by_lane == by_django
+
+
+def test_a_database_error_in_the_duplicate_statement_is_djangos_error(key):
+    # given an open incident
+    from django.db import DataError, transaction
+
+    from incidents.duplicates import join_as_duplicate
+    from incidents.services import open_incident
+
+    open_incident(summary="disk full", dedup_key="disk")
+
+    # when PostgreSQL refuses the payload (a lone surrogate is no text jsonb can hold)
+    with pytest.raises(DataError), transaction.atomic():
+        join_as_duplicate("disk", source="generic", payload={"text": "\ud800"}, actor="test")
+
+    # then it is Django's DataError (the lane hands such an alert to Django), and nothing was stored
+    assert Alert.objects.filter(duplicate=True).count() == 0
