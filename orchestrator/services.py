@@ -46,22 +46,23 @@ ANSWERED_CALL_SLACK_SECONDS = 30
 # --- deadlines ----------------------------------------------------------------------------------
 
 
-def _set_deadline(incident: Incident, seconds: float) -> datetime:
+def _set_deadline(incident: Incident, seconds: float, *, with_fields: tuple[str, ...] = ()) -> datetime:
     """Stores the deadline (the sweep's safety net) and makes sure a countdown looks at it on time.
 
     One countdown per incident at a time: when one is already on the broker for a moment before the
     new deadline (a carrier callback moving the deadline later, as every ringing call does several
     times), no other is sent; that countdown finds the deadline not due yet and sends itself again
     for the rest (check_deadline). A deadline beyond the countdown cap is reached in steps of the cap.
-    A countdown lost with the broker costs precision only: the sweep acts on every due deadline."""
+    A countdown lost with the broker costs precision only: the sweep acts on every due deadline.
+    `with_fields`: other fields the caller changed, saved in the same statement."""
     now = timezone.now()
     incident.next_action_at = now + timedelta(seconds=max(seconds, 0.0))
     pending = incident.countdown_at
     if pending is not None and now < pending <= incident.next_action_at:
-        incident.save(update_fields=["next_action_at", "updated_at"])
+        incident.save(update_fields=["next_action_at", "updated_at", *with_fields])
         return incident.next_action_at
     _send_countdown(incident, seconds, now=now)
-    incident.save(update_fields=["next_action_at", "countdown_at", "updated_at"])
+    incident.save(update_fields=["next_action_at", "countdown_at", "updated_at", *with_fields])
     return incident.next_action_at
 
 
@@ -141,11 +142,10 @@ def _advance_locked(incident: Incident, *, from_step: int, reason: str, actor: s
         incident=incident, step=from_step + 1, contact=contact, to_number=contact.phone, dial_sent_at=timezone.now()
     )
     incident.current_step = from_step + 1
-    incident.save(update_fields=["current_step", "updated_at"])
     enqueue_on_commit("orchestrator.dial_attempt", attempt.pk)  # first: it is the one in a hurry
     # Until a worker claims the call, the deadline only checks that the dial went out: the ring
     # deadline starts when the call is dialed, so a backlog never costs anyone their ring.
-    _set_deadline(incident, settings.DIAL_RESEND_SECONDS)
+    _set_deadline(incident, settings.DIAL_RESEND_SECONDS, with_fields=("current_step",))
     record_event(
         incident,
         EventKind.CALL_QUEUED,
