@@ -14,16 +14,16 @@ def new_attempt_token() -> str:
 
 
 class AttemptStatus(models.TextChoices):
-    QUEUED = "queued", "Queued"
-    DIALING = "dialing", "Dialing"
-    INITIATED = "initiated", "Initiated"
-    RINGING = "ringing", "Ringing"
-    IN_PROGRESS = "in_progress", "Answered"
-    COMPLETED = "completed", "Completed"
-    BUSY = "busy", "Busy"
-    NO_ANSWER = "no_answer", "No answer"
-    FAILED = "failed", "Failed"
-    CANCELED = "canceled", "Canceled"
+    QUEUED = "queued", _("Queued")
+    DIALING = "dialing", _("Dialing")
+    INITIATED = "initiated", _("Initiated")
+    RINGING = "ringing", _("Ringing")
+    IN_PROGRESS = "in_progress", _("Answered")
+    COMPLETED = "completed", _("Completed")
+    BUSY = "busy", _("Busy")
+    NO_ANSWER = "no_answer", _("No answer")
+    FAILED = "failed", _("Failed")
+    CANCELED = "canceled", _("Canceled")
 
 
 # Status only moves forward: a late or repeated callback never takes an attempt back.
@@ -42,9 +42,9 @@ for _final in FINAL_STATUSES:
 
 
 class AnsweredBy(models.TextChoices):
-    UNKNOWN = "", "Unknown"
-    HUMAN = "human", "Human"
-    MACHINE = "machine", "Machine"
+    UNKNOWN = "", _("Unknown")
+    HUMAN = "human", _("Human")
+    MACHINE = "machine", _("Machine")
 
 
 class CallAttempt(models.Model):

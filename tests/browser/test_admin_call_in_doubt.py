@@ -63,6 +63,8 @@ def test_a_lead_reads_that_a_call_no_carrier_had_was_dialed_again(
         page.goto(f"{live_server.url}/admin/orchestrator/callattempt/{attempt.pk}/change/")
         expect(page.locator(".field-redials")).to_contain_text("Redials")
         expect(page.locator(".field-redials .readonly")).to_have_text("1")
+        expect(page.locator(".field-status .readonly")).to_have_text("Queued")
+        expect(page.locator(".field-answered_by .readonly")).to_have_text("Unknown")
         shoot(page, "doubt_attempt_page_1400")
 
         # the same page in a browser that asks for Korean, on the same session (a TOTP code works once)
@@ -71,4 +73,7 @@ def test_a_lead_reads_that_a_call_no_carrier_had_was_dialed_again(
         ).new_page()
         korean.goto(f"{live_server.url}/admin/orchestrator/callattempt/{attempt.pk}/change/")
         expect(korean.locator(".field-redials")).to_contain_text("재발신 횟수")
+        # and the call's status and who answered are in Korean too, as every other word on the page
+        expect(korean.locator(".field-status .readonly")).to_have_text("대기 중")
+        expect(korean.locator(".field-answered_by .readonly")).to_have_text("알 수 없음")
         shoot(korean, "doubt_attempt_page_ko_1400")
