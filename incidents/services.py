@@ -417,6 +417,12 @@ def lock_incident(incident_id: int) -> Incident:
         raise NotFound(f"Incident {incident_id} does not exist.") from None
 
 
+def lock_incident_where(**lookup: Any) -> Incident | None:
+    """The incident `lookup` finds (e.g. through one of its calls), locked as lock_incident locks
+    it, in one statement; None when there is none."""
+    return _locked_rows().select_related("policy").filter(**lookup).first()
+
+
 def acknowledge_locked(
     incident: Incident, *, actor: str, message: str = "", attempt: Any = None, via: str = ""
 ) -> bool:

@@ -30,6 +30,7 @@ from incidents.services import (
     finish_drill_locked,
     incident_payload,
     lock_incident,
+    lock_incident_where,
     record_event,
 )
 from orchestrator import metrics as call_metrics
@@ -266,17 +267,22 @@ def escalate_now(incident_id: int, *, actor: str, from_step: int | None = None) 
 
 def lock_attempt(attempt_id: int) -> tuple[Incident, CallAttempt] | None:
     """The incident row first, then the attempt: every writer takes the locks in this order."""
-    incident_id = CallAttempt.objects.filter(pk=attempt_id).values_list("incident_id", flat=True).first()
-    if incident_id is None:
-        return None
-    incident = lock_incident(incident_id)
-    attempt = CallAttempt.objects.select_for_update(of=("self",)).select_related("contact").get(pk=attempt_id)
-    return incident, attempt
+    return _lock_attempt_where(pk=attempt_id)
 
 
 def _lock_attempt_by_token(token: str) -> tuple[Incident, CallAttempt] | None:
-    attempt_id = CallAttempt.objects.filter(token=token).values_list("pk", flat=True).first()
-    return lock_attempt(attempt_id) if attempt_id is not None else None
+    return _lock_attempt_where(token=token)
+
+
+def _lock_attempt_where(**attempt_lookup) -> tuple[Incident, CallAttempt] | None:
+    """Two statements, each a lock: the incident found through its attempt (an attempt never moves
+    to another incident), then the attempt. Every dial and carrier callback starts here."""
+    through_attempt = {f"attempts__{name}": value for name, value in attempt_lookup.items()}
+    incident = lock_incident_where(**through_attempt)
+    if incident is None:
+        return None
+    attempt = CallAttempt.objects.select_for_update(of=("self",)).select_related("contact").get(**attempt_lookup)
+    return incident, attempt
 
 
 def move_on_locked(incident: Incident, attempt: CallAttempt, *, reason: str, wait_seconds: float = 0) -> None:

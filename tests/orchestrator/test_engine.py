@@ -340,3 +340,29 @@ def test_a_second_escalation_from_the_same_page_does_nothing(two_people):
     assert refused.value.code == "already_escalated"
     assert fresh(incident).current_step == 2
     assert incident.events.filter(kind=EventKind.ESCALATED).count() == 1
+
+
+# --- every dial and carrier callback starts by locking its incident, then its call ------------------
+
+
+def test_a_carrier_callback_locks_its_incident_then_its_call_in_two_statements(two_people):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    incident = open_incident(summary="disk full").incident
+    attempt = CallAttempt.objects.get(incident=incident, step=1)
+
+    # when a callback names the call by its token (as every carrier webhook does)
+    with CaptureQueriesContext(connection) as queries:
+        locked = services._lock_attempt_by_token(attempt.token)
+
+    # then the incident is locked first, found through the call, then the call: two statements
+    assert locked[0].pk == incident.pk and locked[1].pk == attempt.pk
+    sql = [query["sql"].upper() for query in queries.captured_queries]
+    assert len(sql) == 2, sql
+    if connection.features.has_select_for_update:  # (SQLite has no row locks: one writer at a time)
+        assert '"INCIDENTS_INCIDENT"' in sql[0].split("FOR")[-1] and "FOR NO KEY UPDATE" in sql[0]
+        assert '"ORCHESTRATOR_CALLATTEMPT"' in sql[1].split("FOR")[-1] and "FOR UPDATE" in sql[1]
+
+    # and an unknown token locks nothing
+    assert services._lock_attempt_by_token("no-such-token") is None
