@@ -72,19 +72,19 @@ def sign_in(page, live_server, secret: str) -> None:
     page.wait_for_load_state()
 
 
-def an_admin_without_mfa(settings, username: str = "officer") -> str:
-    """An ADMIN who signs in with a password only, on plain-http cookies for the live server."""
+@contextlib.contextmanager
+def admin_signed_in(name: str, live_server, settings, username: str = "officer"):
+    """A wide page on which an ADMIN has signed in with a password only (no MFA asked of the role),
+    on plain-http cookies for the live server."""
     settings.SESSION_COOKIE_SECURE = settings.CSRF_COOKIE_SECURE = False
     settings.MFA_REQUIRED_ROLES = []
     person(username, Role.ADMIN)
-    return username
-
-
-def sign_in_with_password(page, live_server, username: str) -> None:
-    page.goto(f"{live_server.url}/admin/")
-    page.fill("input[name=username]", username)
-    page.fill("input[name=password]", PASSWORD)
-    page.click("input[type=submit]")
+    with browser_page(name, WIDE) as page:
+        page.goto(f"{live_server.url}/admin/")
+        page.fill("input[name=username]", username)
+        page.fill("input[name=password]", PASSWORD)
+        page.click("input[type=submit]")
+        yield page
 
 
 def shoot(page, name: str) -> None:

@@ -12,14 +12,7 @@ from django.utils import timezone
 from playwright.sync_api import expect
 
 from integrations.models import DeliveryAttempt, Integration, MessageStatus, OutboundMessage
-from tests.browser.test_admin_incidents import (
-    CHROMIUM,
-    WIDE,
-    an_admin_without_mfa,
-    browser_page,
-    shoot,
-    sign_in_with_password,
-)
+from tests.browser.test_admin_incidents import CHROMIUM, admin_signed_in, shoot
 from tests.integrations.conftest import credential_keys  # noqa: F401 (fixture: the tests' key ring)
 
 pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason=f"no Chromium at {CHROMIUM}")
@@ -70,12 +63,9 @@ def toss_with_a_refund() -> tuple[Integration, OutboundMessage]:
 def test_an_admin_reads_a_refund_try_by_try_and_renames_its_integration(live_server, settings):
     # given: plain-http cookies for the live server, an ADMIN, a Toss integration and a refund that
     # timed out once, then was found applied by the query before any second cancel
-    officer = an_admin_without_mfa(settings)
     integration, message = toss_with_a_refund()
 
-    with browser_page("admin_integrations", WIDE) as page:
-        sign_in_with_password(page, live_server, officer)
-
+    with admin_signed_in("admin_integrations", live_server, settings) as page:
         # when: the ADMIN opens the refund's message
         page.goto(f"{live_server.url}/admin/integrations/outboundmessage/{message.pk}/change/")
 

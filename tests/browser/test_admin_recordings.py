@@ -11,14 +11,7 @@ from playwright.sync_api import expect
 from accounts.models import AuditAction, AuditEvent
 from recordings import services
 from recordings.models import Recording
-from tests.browser.test_admin_incidents import (
-    CHROMIUM,
-    WIDE,
-    an_admin_without_mfa,
-    browser_page,
-    shoot,
-    sign_in_with_password,
-)
+from tests.browser.test_admin_incidents import CHROMIUM, admin_signed_in, shoot
 from tests.recordings.audio_samples import encoded
 from tests.recordings.conftest import local_store, recording_keys  # noqa: F401 (fixtures)
 from tests.recordings.helpers import put_audio, start_voice
@@ -29,15 +22,13 @@ pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason=f"no Chromium at {
 @pytest.mark.usefixtures("local_store")
 def test_an_admin_plays_a_recording_and_places_it_on_legal_hold(live_server, settings, system_client, tmp_path):
     # given: plain-http cookies for the live server, an ADMIN, and a stored 2-second call recording
-    officer = an_admin_without_mfa(settings)
     recording_id = start_voice(system_client, quality="high")
     put_audio(system_client, recording_id, encoded(tmp_path / "call.wav", "wav", 2).read_bytes())
     system_client.post(f"/api/v1/recordings/voice/{recording_id}/stop")
     services.process(recording_id)
 
-    with browser_page("admin_recording", WIDE) as page:
-        # when: the ADMIN signs in and opens the recording's page from the list
-        sign_in_with_password(page, live_server, officer)
+    with admin_signed_in("admin_recording", live_server, settings) as page:
+        # when: the ADMIN (signed in) opens the recording's page from the list
         page.goto(f"{live_server.url}/admin/recordings/recording/")
         page.get_by_role("link", name=str(recording_id), exact=True).click()
 
