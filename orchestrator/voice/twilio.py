@@ -17,6 +17,7 @@ from orchestrator.voice.base import (
     CarrierCall,
     ProviderError,
     cached_client,
+    environment_read_once,
     recording_callback_url,
     same_host,
     transport_failure,
@@ -29,7 +30,9 @@ CALL_SEARCH_LIMIT = 50
 
 def _client(account_sid: str, auth_token: str, base_url: str, timeout: float) -> Client:
     def build() -> Client:
-        client = Client(account_sid, auth_token, http_client=TwilioHttpClient(timeout=timeout))
+        http_client = TwilioHttpClient(timeout=timeout)
+        environment_read_once(http_client.session, base_url)
+        client = Client(account_sid, auth_token, http_client=http_client)
         client.api.base_url = base_url
         return client
 

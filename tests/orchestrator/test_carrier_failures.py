@@ -28,6 +28,7 @@ class BrokenCarrier:
     def __init__(self, reply: bytes | None) -> None:
         self.reply = reply
         self.requests = 0
+        self.request_lines: list[str] = []
         self._server = socket.create_server(("127.0.0.1", 0))
         self.url = f"http://127.0.0.1:{self._server.getsockname()[1]}"
         self._thread = threading.Thread(target=self._serve, daemon=True)
@@ -55,6 +56,7 @@ class BrokenCarrier:
                 while len(body) < length:
                     body += connection.recv(65536)
                 self.requests += 1
+                self.request_lines.append(head.split(b"\r\n")[0].decode())
                 if self.reply is not None:
                     connection.sendall(self.reply)
 
