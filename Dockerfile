@@ -1,4 +1,4 @@
-# Production image: the same code runs web (gunicorn), worker, beat and flower; compose picks the command.
+# Production image: the same code runs web (Granian, config/web.py), worker, beat and flower; compose picks the command.
 FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1
@@ -15,5 +15,5 @@ RUN DEBUG=false SECRET_KEY=build-only REDIS_URL=redis://unused:6379/0 python man
 
 USER oncall
 EXPOSE 8000
-# config/gunicorn.conf.py: the app, the masking access log, and the metrics files' bookkeeping.
-CMD ["gunicorn", "-c", "config/gunicorn.conf.py", "--bind", "0.0.0.0:8000", "--workers", "3", "--threads", "4"]
+# config/web.py: Granian serving the app, the masking access log, and the metrics files' bookkeeping.
+CMD ["python", "-m", "config.web", "--bind", "0.0.0.0:8000", "--workers", "3", "--threads", "4"]

@@ -1,6 +1,6 @@
 """Alert storm benchmark (issue 13): Alertmanager posts against the real stack, as the Procfile runs it.
 
-Starts, on a fresh database and Redis: gunicorn with `-c config/gunicorn.conf.py` and the Procfile's
+Starts, on a fresh database and Redis: the web server (`python -m config.web`) with the Procfile's
 web entry (its --workers/--threads unless --web-workers/--web-threads say otherwise), every Celery
 entry of the Procfile as written there (worker(s) and beat, through config.supervise), and the carrier
 simulator in its own process. The default policy's contact ends in 1, so the simulator presses 1.
@@ -585,8 +585,8 @@ def arguments() -> argparse.Namespace:
     add("--senders", type=int, default=32, help="concurrent keep-alive connections")
     add("--client-processes", type=int, default=4)
     add("--alerts-per-post", type=int, default=1)
-    add("--web-workers", type=int, help="gunicorn --workers (default: the Procfile's)")
-    add("--web-threads", type=int, help="gunicorn --threads (default: the Procfile's)")
+    add("--web-workers", type=int, help="web --workers (default: the Procfile's)")
+    add("--web-threads", type=int, help="web --threads (default: the Procfile's)")
     add("--ring-timeout", type=int, default=10, help="the policy's ring timeout (s)")
     add("--max-attempts", type=int, default=2, help="the policy's calls before it is exhausted")
     add("--log-level", help="LOG_LEVEL of the stack (default: the settings')")
@@ -600,7 +600,7 @@ def arguments() -> argparse.Namespace:
 
 
 def start_stack(args, env: dict, processes: list, logs: Path) -> tuple[dict, dict]:
-    """gunicorn (the Procfile's web entry), every Celery entry of the Procfile, the simulator."""
+    """The web server (the Procfile's web entry), every Celery entry of the Procfile, the simulator."""
     entries = procfile(env)
     commands = {"web": with_options(entries["web"], workers=args.web_workers, threads=args.web_threads)}
     commands |= {name: argv for name, argv in entries.items() if "celery" in argv}
@@ -642,7 +642,7 @@ def main() -> None:
     logs.mkdir(parents=True, exist_ok=True)
     for old in logs.glob("storm-*.log"):
         old.unlink()
-    metrics_dir = tempfile.mkdtemp(prefix="stormbench-metrics-")  # this run's gunicorn/worker metric files
+    metrics_dir = tempfile.mkdtemp(prefix="stormbench-metrics-")  # this run's web/worker metric files
     try:
         web_port, simulator_port = free_port(), free_port()
         env = stack_environment(web_port, simulator_port, metrics_dir, args)

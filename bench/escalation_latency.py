@@ -1,4 +1,4 @@
-"""Escalation benchmark on the real stack: gunicorn, a Celery worker process, Redis, the database,
+"""Escalation benchmark on the real stack: the web server (config.web), a Celery worker process, Redis, the database,
 and the carrier simulator (in this process) answering the real Twilio SDK over HTTP.
 
 Prints one JSON object:
@@ -256,11 +256,11 @@ def main() -> None:
         policy("deadline", "+821099900008", "+821099900021")
         _, api_key = create_api_key(name="bench", scopes=["alerts:write", "incidents:read"])
 
-        python_bin = Path(sys.executable).parent
         spawn(
             [
-                str(python_bin / "gunicorn"),
-                "config.wsgi",
+                sys.executable,
+                "-m",
+                "config.web",
                 "--bind",
                 f"127.0.0.1:{web_port}",
                 "--workers",

@@ -1,4 +1,4 @@
-"""/metrics benchmark: scrape time with 4 gunicorn workers and 2 Celery pool processes after 10,000
+"""/metrics benchmark: scrape time with 4 web workers and 2 Celery pool processes after 10,000
 incidents, and the metrics middleware's overhead per request.
 
 Prints one JSON object:
@@ -116,9 +116,9 @@ def main() -> None:
         _, api_key = create_api_key(name="bench", scopes=["incidents:read"])
 
         web_port = free_port()
-        gunicorn = [str(Path(sys.executable).parent / "gunicorn"), "-c", "config/gunicorn.conf.py"]
-        gunicorn += ["--bind", f"127.0.0.1:{web_port}", "--workers", "4", "--threads", "4"]
-        spawn(gunicorn, env, processes, logs / "metrics-web.log")
+        web = [sys.executable, "-m", "config.web", "--bind", f"127.0.0.1:{web_port}"]
+        web += ["--workers", "4", "--threads", "4"]
+        spawn(web, env, processes, logs / "metrics-web.log")
         worker = [sys.executable, "-m", "celery", "-A", "config", "worker", "-Q", "default", "--pool", "prefork"]
         worker += ["--concurrency", "2", "--loglevel", "WARNING", "--without-mingle", "--without-gossip"]
         spawn(worker, env, processes, logs / "metrics-worker.log")

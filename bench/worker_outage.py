@@ -1,6 +1,6 @@
 """Worker outage benchmark: alerts arrive while no Celery worker runs, then a worker starts.
 
-The real stack (gunicorn, beat, Redis, the database, the carrier simulator in its own process); the
+The real stack (the web server, beat, Redis, the database, the carrier simulator in its own process); the
 worker is started only after `--outage` seconds. Every incident's first contact presses 1, so the
 right outcome is: every first contact is rung (late), acknowledges, and nobody else is called.
 
@@ -85,9 +85,8 @@ def main() -> None:
         create_policy(name="outage", contacts=[first, second], is_default=True, ring_timeout_seconds=20)
         _, api_key = create_api_key(name="bench", scopes=["alerts:write", "incidents:read"])
 
-        python_bin = Path(sys.executable).parent
         spawn(
-            [str(python_bin / "gunicorn"), "config.wsgi", "--bind", f"127.0.0.1:{web_port}"],
+            [sys.executable, "-m", "config.web", "--bind", f"127.0.0.1:{web_port}"],
             env,
             processes,
             logs / "outage-web.log",

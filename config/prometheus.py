@@ -1,11 +1,11 @@
 """prometheus-client's multiprocess mode, set up once per process before any metric is counted.
 
-Every process that counts (gunicorn workers, Celery pool processes, beat) writes its counters and
+Every process that counts (web workers, Celery pool processes, beat) writes its counters and
 histograms to memory-mapped files in PROMETHEUS_MULTIPROC_DIR, and a scrape of /metrics in any web
 worker adds them all up. Each file is named by host and pid (`counter_web-1-4242.db`), so containers
 sharing one directory (a volume) never write the same file even when their pids are equal.
 
-At start, gunicorn's master (config/gunicorn.conf.py) and each Celery worker and beat remove the files
+At start, the web server (config/web.py) and each Celery worker and beat remove the files
 of processes of this host that are gone (a previous run): the sums then restart from zero, which
 Prometheus reads as a counter reset. The files of live processes, and of other hosts, are kept.
 We use no "live" gauges (what is current is read at scrape time), so a worker that exits leaves only
@@ -107,13 +107,6 @@ def forget_inherited_files() -> None:
         with contextlib.suppress(OSError):  # already closed under us: forgetting it is all there is to do
             inherited.close()
     files.clear()
-
-
-def mark_process_dead(pid: int) -> None:
-    """gunicorn's child_exit: drop the live-gauge files of a worker that exited (its counters stay)."""
-    from prometheus_client import multiprocess
-
-    multiprocess.mark_process_dead(f"{HOST}-{pid}", str(multiprocess_dir()))
 
 
 enable_multiprocess()

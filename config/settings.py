@@ -574,12 +574,14 @@ LOGGING = {
     "loggers": {
         "django.db.backends": {"level": "WARNING"},
         # Both log request paths ("Forbidden: /webhooks/...", runserver's access lines). Every request is
-        # in the access log already (gunicorn's, or django.server's): django.request adds only 5xx, with
+        # in the access log already (the web server's, or django.server's): django.request adds only 5xx, with
         # the traceback, so no request is printed twice.
         "django.request": {"level": "ERROR", "filters": ["mask_webhook_tokens"]},
         # The twilio SDK logs every request's headers at INFO; they are debugging detail.
         "twilio.http_client": {"level": "WARNING"},
         "django.server": {"handlers": ["console"], "filters": ["mask_webhook_tokens"], "propagate": False},
+        # The web server's access log (config/web.py): one JSON line per request, tokens masked.
+        "granian.access": {"handlers": ["console"], "level": "INFO", "propagate": False},
         "celery": {"level": LOG_LEVEL},
     },
 }

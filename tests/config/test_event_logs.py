@@ -127,7 +127,7 @@ def test_the_console_handler_filters_routine_task_lines():
 
 
 def test_requests_are_logged_once_and_sdk_headers_only_at_debug():
-    # the access log (gunicorn's, or django.server) has every request; django.request adds only 5xx
+    # the access log (the web server's, or django.server) has every request; django.request adds only 5xx
     assert logging.getLogger("django.request").getEffectiveLevel() == logging.ERROR
     # the twilio SDK prints request headers at INFO
     assert logging.getLogger("twilio.http_client").getEffectiveLevel() == logging.WARNING

@@ -1,10 +1,13 @@
-"""Carrier webhook tokens stay out of the logs: our warnings, Django's request log and gunicorn's
-access log all show /webhooks/<carrier>/<kind>/*** ."""
+"""Carrier webhook tokens stay out of the logs: our warnings, Django's request log and the web
+server's access log all show /webhooks/<carrier>/<kind>/*** ."""
 
 from __future__ import annotations
 
+import json
+import os
 import subprocess
 import sys
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -70,28 +73,28 @@ def test_a_forged_vonage_webhook_logs_no_token(client, settings, caplog):
     assert TOKEN not in logged
 
 
-def tiny_app(environ, start_response):
-    """A WSGI app for gunicorn to serve in the access-log test."""
-    start_response("200 OK", [("Content-Type", "text/plain")])
-    return [b"ok"]
-
-
-def test_gunicorns_access_log_masks_the_token():
-    # given gunicorn started as the Procfile starts it, with our logger class
+def test_the_web_servers_access_log_masks_the_token():
+    # given the web server started as the Procfile starts it, serving the product
     port = free_port()
-    command = [sys.executable, "-m", "gunicorn", "tests.config.test_log_masking:tiny_app"]
-    command += ["--bind", f"127.0.0.1:{port}", "--workers", "1", "--access-logfile", "-"]
-    command += ["--logger-class", "config.gunicorn_logging.MaskingLogger"]
-    server = subprocess.Popen(command, cwd=PROJECT_ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    command = [sys.executable, "-m", "config.web", "--bind", f"127.0.0.1:{port}", "--workers", "1", "--threads", "1"]
+    environment = {**os.environ, "LOG_LEVEL": "INFO"}
+    server = subprocess.Popen(
+        command, cwd=PROJECT_ROOT, env=environment, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
     try:
         wait_for_port(port)
-        # when a carrier callback comes in
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/webhooks/twilio/status/{TOKEN}?round=1") as reply:
-            assert reply.status == 200
+        # when a carrier callback comes in (unsigned: refused)
+        request = urllib.request.Request(f"http://127.0.0.1:{port}/webhooks/twilio/status/{TOKEN}?round=1", b"")
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(request, timeout=10)  # noqa: S310 (http to loopback)
+        assert refused.value.code == 403
     finally:
         server.terminate()
         access_log, error_log = server.communicate(timeout=20)
 
-    # then the access line shows the route with the token masked
-    assert "/webhooks/twilio/status/***?round=1" in access_log
+    # then its access line, JSON like every other line, shows the route with the token masked
+    printed = (access_log + error_log).splitlines()
+    lines = [json.loads(line) for line in printed if '"granian.access"' in line]
+    assert len(lines) == 1
+    assert lines[0]["message"].startswith('127.0.0.1 "POST /webhooks/twilio/status/*** HTTP/1.1" 403 ')
     assert TOKEN not in access_log + error_log

@@ -1,5 +1,5 @@
 """The alert fast lane (incidents/fast_lane.py) against Django's own path, side by side, through the
-WSGI application gunicorn serves (config.wsgi): a duplicate from an API key is answered by the lane
+WSGI application the web server serves (config.wsgi): a duplicate from an API key is answered by the lane
 exactly as the DRF view answers it, and every other post reaches Django, which answers as before,
 with nothing stored twice."""
 
@@ -74,7 +74,7 @@ def alertmanager(group: str = "g1", status: str = "firing", **extra) -> dict:
 
 
 def post(app, body, *, key: str | None = None, path: str = PATH, **environ) -> tuple[int, dict, dict]:
-    """(status, headers, JSON body) as a client of gunicorn would see them."""
+    """(status, headers, JSON body) as a client of the web server would see them."""
     raw = body if isinstance(body, bytes) else json.dumps(body).encode()
     headers = {"HTTP_AUTHORIZATION": f"Api-Key {key}"} if key else {}
     request = RequestFactory().post(path, data=raw, content_type="application/json", **headers, **environ)
