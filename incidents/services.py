@@ -12,6 +12,7 @@ from typing import Any, Protocol
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured, ValidationError
 from django.db import IntegrityError, transaction
+from django.db.models import QuerySet
 from django.utils import timezone
 
 from accounts import audit
@@ -412,15 +413,15 @@ def resolve_by_dedup_key(*, dedup_key: str, source: str, payload: dict, actor: s
 
 def lock_incident(incident_id: int) -> Incident:
     try:
-        return _locked_rows().select_related("policy").get(pk=incident_id)
+        return locked_incidents().get(pk=incident_id)
     except (Incident.DoesNotExist, ValueError, TypeError, ValidationError):
         raise NotFound(f"Incident {incident_id} does not exist.") from None
 
 
-def lock_incident_where(**lookup: Any) -> Incident | None:
-    """The incident `lookup` finds (e.g. through one of its calls), locked as lock_incident locks
-    it, in one statement; None when there is none."""
-    return _locked_rows().select_related("policy").filter(**lookup).first()
+def locked_incidents() -> QuerySet[Incident]:
+    """Incidents as lock_incident locks them (FOR NO KEY UPDATE, with their policy), for lookups of
+    other apps: the engine locks an incident through one of its calls in one statement."""
+    return _locked_rows().select_related("policy")
 
 
 def acknowledge_locked(

@@ -22,6 +22,7 @@ from django.utils import timezone
 from accounts import audit
 from accounts.models import AuditAction
 from config.celery_utils import enqueue_on_commit
+from config.compiled_queries import CompiledQuery
 from config.errors import DomainError
 from incidents import metrics as incident_metrics
 from incidents.models import EventKind, Incident, IncidentState
@@ -30,7 +31,7 @@ from incidents.services import (
     finish_drill_locked,
     incident_payload,
     lock_incident,
-    lock_incident_where,
+    locked_incidents,
     record_event,
 )
 from orchestrator import metrics as call_metrics
@@ -267,22 +268,37 @@ def escalate_now(incident_id: int, *, actor: str, from_step: int | None = None) 
 
 def lock_attempt(attempt_id: int) -> tuple[Incident, CallAttempt] | None:
     """The incident row first, then the attempt: every writer takes the locks in this order."""
-    return _lock_attempt_where(pk=attempt_id)
+    return _lock_attempt_where("pk", int(attempt_id))
 
 
 def _lock_attempt_by_token(token: str) -> tuple[Incident, CallAttempt] | None:
-    return _lock_attempt_where(token=token)
+    return _lock_attempt_where("token", token)
 
 
-def _lock_attempt_where(**attempt_lookup) -> tuple[Incident, CallAttempt] | None:
+def _locks_by(field: str, placeholder: int | str) -> tuple[CompiledQuery[Incident], CompiledQuery[CallAttempt]]:
+    incident = CompiledQuery(lambda value: locked_incidents().filter(**{f"attempts__{field}": value}), placeholder)
+    attempt = CompiledQuery(
+        lambda value: (
+            CallAttempt.objects.select_for_update(of=("self",)).select_related("contact").filter(**{field: value})
+        ),
+        placeholder,
+    )
+    return incident, attempt
+
+
+# Compiled to SQL once per process (config.compiled_queries): every dial and callback runs them.
+_ATTEMPT_LOCKS = {"pk": _locks_by("pk", -1), "token": _locks_by("token", "compiled-query-placeholder")}
+
+
+def _lock_attempt_where(field: str, value: int | str) -> tuple[Incident, CallAttempt] | None:
     """Two statements, each a lock: the incident found through its attempt (an attempt never moves
     to another incident), then the attempt. Every dial and carrier callback starts here."""
-    through_attempt = {f"attempts__{name}": value for name, value in attempt_lookup.items()}
-    incident = lock_incident_where(**through_attempt)
+    lock_incident_of, lock_attempt_by = _ATTEMPT_LOCKS[field]
+    incident = lock_incident_of.first(value)
     if incident is None:
         return None
-    attempt = CallAttempt.objects.select_for_update(of=("self",)).select_related("contact").get(**attempt_lookup)
-    return incident, attempt
+    attempt = lock_attempt_by.first(value)
+    return (incident, attempt) if attempt is not None else None
 
 
 def move_on_locked(incident: Incident, attempt: CallAttempt, *, reason: str, wait_seconds: float = 0) -> None:
