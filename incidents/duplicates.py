@@ -9,8 +9,11 @@ embedded default) the ORM does the same in three statements. Anything that is no
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import json
 import time
+from collections.abc import Iterator
 from datetime import timedelta
 
 import psycopg
@@ -22,11 +25,26 @@ from django.utils import timezone
 from config.metrics import DB_QUERY_DURATION
 from incidents.models import OPEN_STATES, Alert, Incident, IncidentState
 
+# The key whose duplicate statement the fast lane ran for this request and found nothing to join.
+_missed_in_lane: contextvars.ContextVar[str | None] = contextvars.ContextVar("missed_in_lane", default=None)
+
+
+@contextlib.contextmanager
+def already_missed(dedup_key: str | None) -> Iterator[None]:
+    """Within it, join_as_duplicate does not run its statement again for `dedup_key`: the caller
+    just ran it and found nothing. The locked path still decides everything under the row lock, so
+    an incident committed in between is found there, only a little later."""
+    token = _missed_in_lane.set(dedup_key)
+    try:
+        yield
+    finally:
+        _missed_in_lane.reset(token)
+
 
 def join_as_duplicate(dedup_key: str | None, *, source: str, payload: dict, actor: str) -> Incident | None:
     """The incident this alert joined as a plain duplicate (its alert row stored), or None: then the
     caller takes the locked path, which decides under the row lock."""
-    if not dedup_key:
+    if not dedup_key or dedup_key == _missed_in_lane.get():
         return None
     if connection.vendor == "postgresql":
         return _join_in_one_statement(dedup_key, source=source, payload=payload, actor=actor)

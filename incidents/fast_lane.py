@@ -89,6 +89,15 @@ class NotHere(Exception):
     """This alert is for Django's path; nothing was stored."""
 
 
+class JoinMissed(NotHere):
+    """The duplicate statement ran and found no incident this alert only joins: Django's path goes
+    straight to the locked decision (incidents.duplicates.already_missed) instead of running it again."""
+
+    def __init__(self, dedup_key: str) -> None:
+        super().__init__(dedup_key)
+        self.dedup_key = dedup_key
+
+
 class AlertFastLane:
     """WSGI middleware around Django's application (config/wsgi.py)."""
 
@@ -103,8 +112,11 @@ class AlertFastLane:
         incoming = environ.get("HTTP_X_REQUEST_ID", "")
         request_id = incoming if SAFE_REQUEST_ID.match(incoming) else uuid.uuid4().hex
         token = request_id_var.set(request_id)
+        missed = None
         try:
             body = _joined(environ, route)
+        except JoinMissed as exc:
+            body, missed = None, exc.dedup_key
         except NotHere:
             body = None
         except Exception:
@@ -113,7 +125,8 @@ class AlertFastLane:
         finally:
             request_id_var.reset(token)
         if body is None:
-            return self.app(environ, start_response)
+            with duplicates.already_missed(missed):
+                return self.app(environ, start_response)
         headers = [*STATIC_HEADERS, ("Content-Length", str(len(body))), ("X-Request-ID", request_id)]
         start_response("200 OK", headers)
         observe_request("POST", environ["PATH_INFO"], 200, time.perf_counter() - started)
@@ -158,7 +171,7 @@ def _joined(environ: dict, route: Route) -> bytes:
         connection.close_if_unusable_or_obsolete()
         raise NotHere from exc  # one statement: it stored nothing
     if incident is None:
-        raise NotHere  # no open incident, or a transition is due: the locked path decides
+        raise JoinMissed(firing.dedup_key)  # no open incident, or a transition is due: the locked path decides
     answer = {
         "incident_id": incident.pk,
         "state": incident.state,

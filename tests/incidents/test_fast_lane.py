@@ -13,9 +13,11 @@ import pytest
 from django.core import signals
 from django.db import close_old_connections, connection
 from django.test import Client, RequestFactory
+from django.test.utils import CaptureQueriesContext
 
 from accounts.models import APIKey, Scope
 from accounts.services import create_api_key, revoke_api_key
+from config.metrics import DB_QUERY_DURATION
 from config.wsgi import django_application
 from incidents.fast_lane import AlertFastLane
 from incidents.models import Alert, Incident
@@ -86,6 +88,28 @@ def post(app, body, *, key: str | None = None, path: str = PATH, **environ) -> t
 
     chunks = b"".join(app(environ_dict, start_response))
     return seen["status"], seen["headers"], json.loads(chunks) if chunks else {}
+
+
+def statements_timed() -> float:
+    """How many statements this process has timed into aicc_db_query_duration_seconds."""
+    return next(sample.value for sample in DB_QUERY_DURATION.collect()[0].samples if sample.name.endswith("_count"))
+
+
+def test_a_new_group_runs_the_duplicate_statement_once_not_twice(lane, django_app, key):
+    def statements_outside_djangos_cursor(app, group: str) -> float:
+        """The duplicate statement is sent on psycopg's own cursor: timed, but not among Django's queries."""
+        timed_before = statements_timed()
+        with CaptureQueriesContext(connection) as queries:
+            status, _, _ = post(app, alertmanager(group), key=key)
+        assert status == 201
+        return statements_timed() - timed_before - len(queries.captured_queries)
+
+    # when one new group opens through the lane and another through Django alone
+    through_the_lane = statements_outside_djangos_cursor(lane, "g1")
+    through_django_alone = statements_outside_djangos_cursor(django_app, "g2")
+
+    # then the lane's statement, which found nothing to join, took the place of Django's own
+    assert through_the_lane == through_django_alone
 
 
 def requests_counted(settings) -> float:
