@@ -4,6 +4,7 @@ carrier webhook tokens that request paths carry, and the JSON lines' time in one
 from __future__ import annotations
 
 import contextvars
+import json
 import logging
 import re
 from datetime import datetime
@@ -114,5 +115,24 @@ class ZonedJsonFormatter(JsonFormatter):
     shows), and the offset makes each line unambiguous next to another system's logs."""
 
     def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
-        moment = datetime.fromtimestamp(record.created, tz=_zone(settings.TIME_ZONE))
-        return moment.isoformat(timespec="milliseconds")
+        return _zoned_time(record)
+
+
+def _zoned_time(record: logging.LogRecord) -> str:
+    moment = datetime.fromtimestamp(record.created, tz=_zone(settings.TIME_ZONE))
+    return moment.isoformat(timespec="milliseconds")
+
+
+class AccessLineFormatter(logging.Formatter):
+    """The web server's access lines (config/web.py), one per request: the same JSON keys as every
+    other line, the webhook token masked, built directly. Through the general formatter and filters a
+    line cost about 100 us, a tenth of a duplicate alert's CPU in a storm; this costs a fraction."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        line = {
+            "time": _zoned_time(record),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": mask_webhook_path(record.getMessage()),
+        }
+        return json.dumps(line, ensure_ascii=False)

@@ -561,14 +561,16 @@ LOGGING = {
             "fmt": "%(asctime)s %(levelname)s %(name)s %(message)s",
             "rename_fields": {"asctime": "time", "levelname": "level", "name": "logger"},
             "timestamp": False,
-        }
+        },
+        "access": {"()": "config.logging.AccessLineFormatter"},
     },
     "handlers": {
         "console": {
             "class": "logging.StreamHandler",
             "formatter": "json",
             "filters": ["context", "mask_webhook_tokens", "quiet_routine_tasks"],
-        }
+        },
+        "access": {"class": "logging.StreamHandler", "formatter": "access"},
     },
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {
@@ -581,7 +583,7 @@ LOGGING = {
         "twilio.http_client": {"level": "WARNING"},
         "django.server": {"handlers": ["console"], "filters": ["mask_webhook_tokens"], "propagate": False},
         # The web server's access log (config/web.py): one JSON line per request, tokens masked.
-        "granian.access": {"handlers": ["console"], "level": "INFO", "propagate": False},
+        "granian.access": {"handlers": ["access"], "level": "INFO", "propagate": False},
         "celery": {"level": LOG_LEVEL},
     },
 }

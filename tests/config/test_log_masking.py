@@ -9,6 +9,7 @@ import subprocess
 import sys
 import urllib.error
 import urllib.request
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -96,5 +97,7 @@ def test_the_web_servers_access_log_masks_the_token():
     printed = (access_log + error_log).splitlines()
     lines = [json.loads(line) for line in printed if '"granian.access"' in line]
     assert len(lines) == 1
+    assert set(lines[0]) == {"time", "level", "logger", "message"}
+    assert datetime.fromisoformat(lines[0]["time"]).utcoffset() is not None  # the zone of every other line
     assert lines[0]["message"].startswith('127.0.0.1 "POST /webhooks/twilio/status/*** HTTP/1.1" 403 ')
     assert TOKEN not in access_log + error_log
