@@ -30,15 +30,19 @@ class MFAAdminAuthenticationForm(AdminAuthenticationForm):
     for the lockout, as on the API. templates/admin/login.html renders the code field."""
 
     otp_token = forms.CharField(
-        label="MFA code",
+        label=gettext_lazy("MFA code"),
         required=False,
         max_length=32,
-        help_text="The 6-digit code of your authenticator app, or a recovery code. Empty if you do not use MFA.",
+        help_text=gettext_lazy(
+            "The 6-digit code of your authenticator app, or a recovery code. Empty if you do not use MFA."
+        ),
     )
 
     def get_invalid_login_error(self):
         if getattr(self.request, "axes_locked_out", False):
-            return ValidationError("Too many failed sign-ins: this account is locked for a while.", code="locked_out")
+            return ValidationError(
+                _("Too many failed sign-ins: this account is locked for a while."), code="locked_out"
+            )
         return super().get_invalid_login_error()
 
     def confirm_login_allowed(self, user):
@@ -46,10 +50,10 @@ class MFAAdminAuthenticationForm(AdminAuthenticationForm):
         if mfa.is_enabled(user):
             if mfa.verify(user, self.cleaned_data.get("otp_token", "")) is None:
                 count_mfa_failure(self.request, user.get_username(), via="admin")
-                raise ValidationError("The MFA code is wrong, expired or already used.", code="mfa_invalid")
+                raise ValidationError(_("The MFA code is wrong, expired or already used."), code="mfa_invalid")
         elif mfa.is_required(user):
             raise ValidationError(
-                "Your role requires MFA: enrol at POST /api/v1/auth/mfa/enrol before using the admin.",
+                _("Your role requires MFA: enrol at POST /api/v1/auth/mfa/enrol before using the admin."),
                 code="mfa_required",
             )
         audit.record(

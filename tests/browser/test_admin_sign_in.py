@@ -58,3 +58,20 @@ def test_an_admin_signs_into_the_admin_with_a_totp_code(live_server, settings, p
     assert "boss" in welcome.lower()
     assert has_users_link
     assert AuditEvent.objects.filter(action="login_succeeded", actor="user:boss", data__via="admin").exists()
+
+
+def test_the_sign_in_page_asks_for_the_code_in_korean(live_server):
+    # when a Korean browser opens the admin's sign-in page
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox"])
+        page = browser.new_page(locale="ko-KR")
+        page.goto(f"{live_server.url}/admin/login/")
+        code_label = page.text_content("label[for=id_otp_token]")
+        code_help = page.text_content("#login-form")
+        page.screenshot(path=str(SCREENSHOTS / "admin_login_ko.png"), full_page=True)
+        browser.close()
+
+    # then the code field reads in Korean like the rest of the page
+    assert "MFA 코드" in code_label
+    assert "인증 앱의 6자리 코드" in code_help
+    assert "authenticator" not in code_help
