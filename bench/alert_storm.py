@@ -462,6 +462,8 @@ def storm(args, client: Client, simulator: SimulatorClient, sampler) -> tuple[di
         rows, load = client.send(posts, phase="storm", senders=args.senders, alerts=args.alerts_per_post)
     start = min(r.sent for r in rows)
     wall = max(r.sent + r.ms / 1000 for r in rows) - start
+    if args.rows_out:  # every post's send time, latency and answer, to see where the slow ones were
+        Path(args.rows_out).write_text(json.dumps([r._asdict() for r in rows]))
     accepted = [r for r in rows if 200 <= r.status < 300]
     incidents = incidents_by_key("storm", range(args.keys))
     ids = [incident.pk for group in incidents.values() for incident in group]
@@ -584,6 +586,7 @@ def arguments() -> argparse.Namespace:
     add("--keys", type=int, default=100, help="Alertmanager groupKeys of the storm")
     add("--senders", type=int, default=32, help="concurrent keep-alive connections")
     add("--client-processes", type=int, default=4)
+    add("--rows-out", help="write the storm's posts (send time, ms, status, incident) to this JSON file")
     add("--alerts-per-post", type=int, default=1)
     add("--web-workers", type=int, help="web --workers (default: the Procfile's)")
     add("--web-threads", type=int, help="web --threads (default: the Procfile's)")
