@@ -17,6 +17,7 @@ from django.utils import timezone
 
 from accounts import audit
 from accounts.models import AuditAction
+from config.compiled_queries import CompiledQuery
 from config.errors import DomainError, InvalidInput, NotFound, Unprocessable
 from config.ttlcache import TTLCache
 from incidents import duplicates, selectors
@@ -386,15 +387,23 @@ def open_incident(
 
 
 def _open_incident_for(dedup_key: str | None) -> Incident | None:
+    """The open incident of this key, locked (the partial unique index allows one)."""
     if not dedup_key:
         return None
-    return _locked_rows().filter(dedup_key=dedup_key, state__in=OPEN_STATES).first()
+    return _OPEN_INCIDENT_OF_KEY.first(dedup_key)
 
 
 def _locked_rows():
     """Incidents locked FOR NO KEY UPDATE: a transition excludes other transitions, but not the
     inserts of alert and event rows that only need the incident to exist (FOR KEY SHARE)."""
     return Incident.objects.select_for_update(no_key=True, of=("self",))
+
+
+# Compiled once per process (config.compiled_queries): every new incident and every alert the fast
+# lane could not join runs it.
+_OPEN_INCIDENT_OF_KEY = CompiledQuery(
+    lambda key: _locked_rows().filter(dedup_key=key, state__in=OPEN_STATES).order_by(), "compiled-query-placeholder"
+)
 
 
 def resolve_by_dedup_key(*, dedup_key: str, source: str, payload: dict, actor: str) -> IngestResult:
