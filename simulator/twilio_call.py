@@ -70,6 +70,9 @@ class TwilioCallPlayer:
         self.step = simulator.step_seconds
         self._validator = RequestValidator(simulator.auth_token)
         self._session = requests.Session()
+        # The carrier reaches the webhook URLs directly, as Twilio and Vonage do from their own
+        # network: no proxy from this process's environment (and no walk of it on every request).
+        self._session.trust_env = False
         self._sequence_number = 0
         self._gathers_heard = 0
         self._subscribed_events = self._status_callback_events()

@@ -98,6 +98,9 @@ class VonageCallPlayer:
         self._signature_secret = signature_secret
         self._application_id = application_id
         self._session = requests.Session()
+        # The carrier reaches the webhook URLs directly, as Twilio and Vonage do from their own
+        # network: no proxy from this process's environment (and no walk of it on every request).
+        self._session.trust_env = False
         self._inputs_heard = 0
         self._hangup_at: float | None = None
 
