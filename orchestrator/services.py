@@ -48,7 +48,9 @@ ANSWERED_CALL_SLACK_SECONDS = 30
 # --- deadlines ----------------------------------------------------------------------------------
 
 
-def _set_deadline(incident: Incident, seconds: float, *, with_fields: tuple[str, ...] = ()) -> datetime:
+def _set_deadline(
+    incident: Incident, seconds: float, *, with_fields: tuple[str, ...] = (), countdown: bool = True
+) -> datetime:
     """Stores the deadline (the sweep's safety net) and makes sure a countdown looks at it on time.
 
     One countdown per incident at a time: when one is already on the broker for a moment before the
@@ -56,11 +58,13 @@ def _set_deadline(incident: Incident, seconds: float, *, with_fields: tuple[str,
     times), no other is sent; that countdown finds the deadline not due yet and sends itself again
     for the rest (check_deadline). A deadline beyond the countdown cap is reached in steps of the cap.
     A countdown lost with the broker costs precision only: the sweep acts on every due deadline.
-    `with_fields`: other fields the caller changed, saved in the same statement."""
+    `with_fields`: other fields the caller changed, saved in the same statement.
+    `countdown=False`: no countdown is sent; the sweep looks at the deadline within
+    ESCALATION_SWEEP_SECONDS of it (for the dial's check, see _advance_locked)."""
     now = timezone.now()
     incident.next_action_at = now + timedelta(seconds=max(seconds, 0.0))
     pending = incident.countdown_at
-    if pending is not None and now < pending <= incident.next_action_at:
+    if not countdown or (pending is not None and now < pending <= incident.next_action_at):
         incident.save(update_fields=["next_action_at", "updated_at", *with_fields])
         return incident.next_action_at
     _send_countdown(incident, seconds, now=now)
@@ -146,8 +150,11 @@ def _advance_locked(incident: Incident, *, from_step: int, reason: str, actor: s
     incident.current_step = from_step + 1
     enqueue_on_commit("orchestrator.dial_attempt", attempt.pk)  # first: it is the one in a hurry
     # Until a worker claims the call, the deadline only checks that the dial went out: the ring
-    # deadline starts when the call is dialed, so a backlog never costs anyone their ring.
-    _set_deadline(incident, settings.DIAL_RESEND_SECONDS, with_fields=("current_step",))
+    # deadline starts when the call is dialed, so a backlog never costs anyone their ring. The sweep
+    # alone watches this check: the claim nearly always comes first and sends the countdown of the
+    # ring deadline, so a countdown for the check was one more task per call for the calls worker to
+    # receive and hold, in the very second an alert storm's new incidents wait for their dials.
+    _set_deadline(incident, settings.DIAL_RESEND_SECONDS, with_fields=("current_step",), countdown=False)
     record_event(
         incident,
         EventKind.CALL_QUEUED,

@@ -29,7 +29,7 @@ pytestmark = pytest.mark.django_db
 
 @pytest.fixture(autouse=True)
 def empty_timers_queue():
-    redis_client().delete("timers")
+    redis_client().delete("timers", "calls")
 
 
 @pytest.fixture
@@ -76,9 +76,10 @@ def test_a_ringing_and_answered_call_moves_its_deadline_without_sending_more_cou
     # given a call that was claimed (its ring deadline starts), then rang and was answered
     incident, _ = opened_and_answered(two_people, django_capture_on_commit_callbacks)
 
-    # then two countdowns went out: the dial's check when it opened, the ring deadline when claimed
+    # then one countdown went out, the ring deadline's when the call was claimed (the dial's check
+    # when it opened is the sweep's to watch)
     sent = countdowns_for(incident)
-    assert len(sent) == 2, sent
+    assert len(sent) == 1, sent
     ring_check = min(when for _, when in sent)
     # and the answer moved the deadline past both, with the earlier countdown left to carry it on
     assert incident.next_action_at > timezone.now() + timedelta(seconds=65)
@@ -102,7 +103,7 @@ def test_a_countdown_that_finds_the_deadline_moved_later_sends_itself_again_once
     assert incident.countdown_at == incident.next_action_at
     assert incident.current_step == 1 and incident.state == IncidentState.TRIGGERED
 
-    # and another countdown firing now (the dial's, sent when the incident opened) sends none
+    # and another countdown firing now (as a redelivered one would) sends none
     with django_capture_on_commit_callbacks(execute=True):
         assert timers.check_deadline(incident.pk, 1) is None
     assert len(countdowns_for(incident)) == before + 1
@@ -149,3 +150,41 @@ def test_a_countdown_sent_at_an_earlier_step_acts_on_the_current_steps_due_deadl
     incident = fresh(incident)
     assert incident.current_step == 3
     assert CallAttempt.objects.get(pk=second.pk).error == "no news of the call before the deadline"
+
+
+def test_a_dial_whose_task_was_lost_is_sent_again_by_the_sweep_without_any_countdown(
+    two_people, django_capture_on_commit_callbacks, settings
+):
+    # given an incident opened whose dial's message is then lost
+    with django_capture_on_commit_callbacks(execute=True):
+        incident = open_incident(summary="disk full", policy=two_people).incident
+    attempt = CallAttempt.objects.get(incident=incident, step=1)
+    assert dials_on_the_broker() == [attempt.pk]
+    redis_client().delete("calls")
+    # then its dial's check is a deadline in the database, and no countdown waits on the broker
+    assert countdowns_for(incident) == []
+    assert fresh(incident).next_action_at > timezone.now() + timedelta(seconds=settings.DIAL_RESEND_SECONDS - 5)
+
+    # when the check is due and the sweep runs
+    past = timezone.now() - timedelta(seconds=1)
+    Incident.objects.filter(pk=incident.pk).update(next_action_at=past)
+    CallAttempt.objects.filter(pk=attempt.pk).update(
+        dial_sent_at=past - timedelta(seconds=settings.DIAL_RESEND_SECONDS)
+    )
+    with django_capture_on_commit_callbacks(execute=True):
+        assert timers.sweep_due() == 1
+
+    # then the dial is on the broker again, and the person is still the one to call
+    assert dials_on_the_broker() == [attempt.pk]
+    attempt.refresh_from_db()
+    assert attempt.status == AttemptStatus.QUEUED and fresh(incident).current_step == 1
+    assert attempt.dial_sent_at > past
+
+
+def dials_on_the_broker() -> list[int]:
+    found = []
+    for raw in redis_client().lrange("calls", 0, -1):
+        message = json.loads(raw)
+        if message["headers"]["task"] == "orchestrator.dial_attempt":
+            found.append(json.loads(base64.b64decode(message["body"]))[0][0])
+    return found
