@@ -69,11 +69,10 @@ def variants(body: dict) -> Iterator[dict]:
                 yield changed
     for alerts in [None, [], "alerts", {}, [None], ["x"], [ALERTMANAGER_BODY["alerts"][0], 1]]:
         yield {**copy.deepcopy(body), "alerts": alerts}
-    for whole in [None, [], "body", 4, [body]]:
-        yield whole
+    yield from [None, [], "body", 4, [body]]
 
 
-def serializer_routing(body) -> ingestion.FiringAlert | None | bool:
+def serializer_routing(body) -> ingestion.FiringAlert | bool | None:
     """How Django's path routes the body: False when AlertmanagerIn refuses it."""
     serializer = AlertmanagerIn(data=body)
     if not serializer.is_valid():
