@@ -17,7 +17,7 @@ from django.utils import timezone
 
 from accounts import audit
 from accounts.models import AuditAction
-from config.compiled_queries import CompiledQuery
+from config.compiled_queries import CompiledInsert, CompiledQuery
 from config.errors import DomainError, InvalidInput, NotFound, Unprocessable
 from config.ttlcache import TTLCache
 from incidents import duplicates, selectors
@@ -73,6 +73,12 @@ def escalation_engine() -> EscalationEngine:
     return _engine
 
 
+# Every carrier callback, dial and opening writes timeline rows, every opening an alert row: their
+# INSERTs are compiled once per process (config.compiled_queries).
+_INSERT_EVENT = CompiledInsert(IncidentEvent)
+_INSERT_ALERT = CompiledInsert(Alert)
+
+
 def record_event(
     incident: Incident,
     kind: str,
@@ -84,7 +90,7 @@ def record_event(
 ) -> IncidentEvent:
     """One timeline row, and its one INFO log line: the log alone tells an incident's story (opened,
     call placed on which carrier to whom, answered, digit, acknowledged by, escalated, exhausted)."""
-    event = IncidentEvent.objects.create(
+    event = _INSERT_EVENT.create(
         incident=incident,
         kind=kind,
         actor=actor[:200],
@@ -371,13 +377,13 @@ def open_incident(
                 if existing is None:
                     raise
             else:
-                Alert.objects.create(incident=incident, source=source, payload=payload, received_by=actor)
+                _INSERT_ALERT.create(incident=incident, source=source, payload=payload, received_by=actor)
                 record_event(incident, EventKind.CREATED, actor=actor, message=summary[:500])
                 incident_metrics.incident_opened(incident)
                 engine.start(incident)
                 return IngestResult(incident=incident, created=True)
         retrigger_reason = duplicates.retrigger_reason(existing)
-        Alert.objects.create(
+        _INSERT_ALERT.create(
             incident=existing, source=source, payload=payload, received_by=actor, duplicate=not retrigger_reason
         )
         if retrigger_reason:

@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import pytest
 from django.db import connection, transaction
+from django.db.models import signals
 from django.db.transaction import TransactionManagementError
 from django.test.utils import CaptureQueriesContext
 
-from config.compiled_queries import CompiledQuery
-from incidents.models import Incident
+from config.compiled_queries import CompiledInsert, CompiledQuery
+from incidents.models import Incident, IncidentEvent, PolicyContact
 from incidents.services import open_incident
 from orchestrator.models import CallAttempt
 from tests import factories
@@ -73,3 +74,68 @@ def test_a_queryset_that_ignores_the_placeholder_is_refused():
     query = CompiledQuery(lambda token: Incident.objects.filter(summary="fixed"), "placeholder")
     with pytest.raises(ValueError, match="placeholder"):
         query.first("anything")
+
+
+def test_all_returns_every_row_in_the_querysets_order_with_its_related_object():
+    # given a policy of three people in a chosen order, one of them inactive, and another policy
+    kim, lee, park = (factories.contact(name, n) for n, name in enumerate(("Kim", "Lee", "Park"), start=1))
+    policy = factories.policy(park, kim, lee)
+    factories.policy(factories.contact("Choi", 9), name="other")
+    Contact = type(lee)
+    Contact.objects.filter(pk=lee.pk).update(active=False)
+    query = CompiledQuery(
+        lambda policy_id: PolicyContact.objects.filter(policy_id=policy_id).select_related("contact"), -1
+    )
+
+    # when it runs for the policy
+    with CaptureQueriesContext(connection) as queries:
+        members = query.all(policy.pk)
+        contacts = [(member.contact.name, member.contact.active) for member in members]
+
+    # then it is the ORM's list, in the policy's order, each contact loaded in the same statement
+    expected = PolicyContact.objects.filter(policy=policy).select_related("contact")
+    assert [member.pk for member in members] == [member.pk for member in expected]
+    assert contacts == [("Park", True), ("Kim", True), ("Lee", False)]
+    assert len(queries.captured_queries) == 1
+    # and a value that matches nothing gives an empty list
+    assert query.all(10**9) == []
+
+
+def test_a_compiled_insert_stores_and_returns_what_the_orms_create_does():
+    # given an incident, and the timeline row's INSERT compiled once
+    factories.policy(factories.contact("Kim", 1))
+    incident = open_incident(summary="disk full").incident
+    insert = CompiledInsert(IncidentEvent)
+    values = {
+        "kind": "ringing",
+        "actor": "system",
+        "message": "ringing Kim",
+        "attempt_id": 7,
+        "data": {"키": [1, None]},
+    }
+    saved = []
+    receiver = lambda sender, instance, created, **kwargs: saved.append((sender, instance.pk, created))  # noqa: E731
+    signals.post_save.connect(receiver, sender=IncidentEvent)
+    try:
+        # when a row is created through it, twice, and once through the ORM
+        with CaptureQueriesContext(connection) as queries:
+            rows = [insert.create(incident=incident, **values) for _ in range(2)]
+        through_orm = IncidentEvent.objects.create(incident=incident, **values)
+    finally:
+        signals.post_save.disconnect(receiver, sender=IncidentEvent)
+
+    # then each is one statement, and the rows read back equal the ORM's, field for field
+    assert len(queries.captured_queries) == 2
+    columns = [field.attname for field in IncidentEvent._meta.concrete_fields if field.attname not in ("id", "at")]
+    for row in rows:
+        assert row.pk and row._state.adding is False and row._state.db == "default"
+        stored = IncidentEvent.objects.get(pk=row.pk)
+        assert [getattr(stored, name) for name in columns] == [getattr(through_orm, name) for name in columns]
+        assert stored.at == row.at and stored.at.tzinfo is not None
+    assert rows[0].pk < rows[1].pk < through_orm.pk
+    # and post_save was sent for each, as the ORM sends it
+    assert saved == [
+        (IncidentEvent, rows[0].pk, True),
+        (IncidentEvent, rows[1].pk, True),
+        (IncidentEvent, through_orm.pk, True),
+    ]
