@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
-from django.db import connections
+from django.db import DatabaseError, connections
 from django.db.models import NOT_PROVIDED, Model, QuerySet, signals, sql
 from django.db.models.query import get_related_populators
 from django.db.transaction import TransactionManagementError
@@ -179,3 +179,59 @@ class CompiledInsert(Generic[M]):
             compiled = _CompiledInsert(sql=statement, fields=fields, returning=returning)
             self._compiled[using] = compiled
             return compiled
+
+
+class CompiledUpdate(Generic[M]):
+    """`instance.save(update_fields=fields)` with the UPDATE's SQL built once per database, field set,
+    and pattern of NULLs (Django writes `= NULL` into the SQL for a None). As Model.save does it: each
+    field's pre_save (auto_now), its conversion for the database, the pre_save and post_save signals,
+    and an error when no row was updated. A value that is an expression goes through Model.save."""
+
+    def __init__(self, model: type[M]) -> None:
+        self.model = model
+        self._compiled: dict[tuple, str] = {}
+
+    def save(self, instance: M, fields: tuple[str, ...] | list[str], using: str = "default") -> None:
+        fields = tuple(fields)
+        meta, connection = self.model._meta, connections[using]
+        targets = [meta.get_field(name) for name in fields]
+        update_fields = frozenset(fields)
+        signals.pre_save.send(sender=self.model, instance=instance, raw=False, using=using, update_fields=update_fields)
+        values = [field.pre_save(instance, False) for field in targets]
+        if any(hasattr(value, "resolve_expression") for value in values):
+            instance.save(update_fields=fields, using=using)  # sends its own signals again: rare, and harmless
+            return
+        prepared = [field.get_db_prep_save(value, connection) for field, value in zip(targets, values, strict=True)]
+        key = (using, fields, tuple(value is None for value in prepared))
+        statement = self._compiled.get(key) or self._compile(key, instance, targets, values, prepared)
+        params = [value for value in prepared if value is not None]
+        params.append(meta.pk.get_db_prep_value(instance.pk, connection))
+        with connection.cursor() as cursor:
+            cursor.execute(statement, params)
+            if cursor.rowcount == 0:
+                raise DatabaseError("Save with update_fields did not affect any rows.")
+        signals.post_save.send(
+            sender=self.model, instance=instance, created=False, update_fields=update_fields, raw=False, using=using
+        )
+
+    def _compile(self, key: tuple, instance: M, targets: list, values: list, prepared: list) -> str:
+        using = key[0]
+        query = sql.UpdateQuery(self.model)
+        query.add_update_fields([(field, None, value) for field, value in zip(targets, values, strict=True)])
+        query.add_filter("pk", instance.pk)
+        statement, params = query.get_compiler(using=using).as_sql()
+        if len(params) != sum(value is not None for value in prepared) + 1:
+            raise ValueError(f"{self.model.__name__}: a column is not a plain parameter of the UPDATE")
+        self._compiled[key] = statement
+        return statement
+
+
+_UPDATES: dict[type[Model], CompiledUpdate] = {}
+
+
+def save_fields(instance: Model, fields: tuple[str, ...] | list[str]) -> None:
+    """`instance.save(update_fields=fields)` through its model's CompiledUpdate: for the rows every
+    call updates several times (its attempt, its incident's deadline)."""
+    model = type(instance)
+    updater = _UPDATES.get(model) or _UPDATES.setdefault(model, CompiledUpdate(model))
+    updater.save(instance, fields, using=instance._state.db or "default")

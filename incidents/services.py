@@ -17,7 +17,7 @@ from django.utils import timezone
 
 from accounts import audit
 from accounts.models import AuditAction
-from config.compiled_queries import CompiledInsert, CompiledQuery
+from config.compiled_queries import CompiledInsert, CompiledQuery, save_fields
 from config.errors import DomainError, InvalidInput, NotFound, Unprocessable
 from config.ttlcache import TTLCache
 from incidents import duplicates, selectors
@@ -452,7 +452,7 @@ def acknowledge_locked(
     incident.acknowledged_at = timezone.now()
     incident.acknowledged_by = actor[:200]
     incident.next_action_at = None
-    incident.save(update_fields=["state", "acknowledged_at", "acknowledged_by", "next_action_at", "updated_at"])
+    save_fields(incident, ["state", "acknowledged_at", "acknowledged_by", "next_action_at", "updated_at"])
     incident_metrics.incident_acknowledged(incident)
     via_data = {"via": via} if via else None
     record_event(incident, EventKind.ACKNOWLEDGED, actor=actor, message=message, attempt=attempt, data=via_data)

@@ -20,6 +20,7 @@ from datetime import datetime
 from django.db import transaction
 from django.utils import timezone
 
+from config.compiled_queries import save_fields
 from incidents.models import EventKind, IncidentState
 from incidents.services import record_event
 from orchestrator import metrics as call_metrics
@@ -105,7 +106,7 @@ def _claim(attempt_id: int) -> tuple[CallRequest, list[str], datetime] | None:
         attempt.status = AttemptStatus.DIALING
         attempt.provider = carriers[0]
         attempt.dial_started_at = timezone.now()
-        attempt.save(update_fields=["status", "provider", "dial_started_at"])
+        save_fields(attempt, ["status", "provider", "dial_started_at"])
         _set_deadline(incident, ring_deadline_seconds(incident))
         request = CallRequest(
             to=attempt.to_number,
@@ -144,7 +145,7 @@ def _placed(attempt_id: int, carrier: str, call_id: str, failures: list[CarrierF
         attempt.provider_call_id = call_id
         attempt.dialed_at = timezone.now()
         attempt.error = "; ".join(str(failure) for failure in failures)[:500]
-        attempt.save(update_fields=["provider", "provider_call_id", "dialed_at", "error"])
+        save_fields(attempt, ["provider", "provider_call_id", "dialed_at", "error"])
         call_metrics.call_placed(incident, attempt)
         after = f" after {'; '.join(str(failure) for failure in failures)}" if failures else ""
         record_event(incident, EventKind.DIALING, message=f"{carrier} accepted call {call_id}{after}", attempt=attempt)

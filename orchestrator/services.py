@@ -22,7 +22,7 @@ from django.utils import timezone
 from accounts import audit
 from accounts.models import AuditAction
 from config.celery_utils import enqueue_on_commit
-from config.compiled_queries import CompiledInsert, CompiledQuery
+from config.compiled_queries import CompiledInsert, CompiledQuery, save_fields
 from config.errors import DomainError
 from incidents import metrics as incident_metrics
 from incidents.models import EventKind, Incident, IncidentState, PolicyContact
@@ -65,10 +65,10 @@ def _set_deadline(
     incident.next_action_at = now + timedelta(seconds=max(seconds, 0.0))
     pending = incident.countdown_at
     if not countdown or (pending is not None and now < pending <= incident.next_action_at):
-        incident.save(update_fields=["next_action_at", "updated_at", *with_fields])
+        save_fields(incident, ["next_action_at", "updated_at", *with_fields])
         return incident.next_action_at
     _send_countdown(incident, seconds, now=now)
-    incident.save(update_fields=["next_action_at", "countdown_at", "updated_at", *with_fields])
+    save_fields(incident, ["next_action_at", "countdown_at", "updated_at", *with_fields])
     return incident.next_action_at
 
 
@@ -103,7 +103,7 @@ def _extend_deadline(incident: Incident, seconds: float) -> None:
 def _clear_deadline(incident: Incident) -> None:
     if incident.next_action_at is not None:
         incident.next_action_at = None
-        incident.save(update_fields=["next_action_at", "updated_at"])
+        save_fields(incident, ["next_action_at", "updated_at"])
 
 
 def ring_deadline_seconds(incident: Incident) -> float:
@@ -362,7 +362,7 @@ def apply_call_status(
             attempt.answered_by = answered_by
         moved = STATUS_RANK[status] > STATUS_RANK[attempt.status]
         if not moved:
-            attempt.save(update_fields=["provider_call_id", "answered_by"])
+            save_fields(attempt, ["provider_call_id", "answered_by"])
             return attempt
         attempt.status = status
         now = timezone.now()
@@ -370,7 +370,7 @@ def apply_call_status(
             attempt.answered_at = now
         if status in FINAL_STATUSES:
             attempt.ended_at = now
-        attempt.save(update_fields=["status", "provider_call_id", "answered_by", "answered_at", "ended_at"])
+        save_fields(attempt, ["status", "provider_call_id", "answered_by", "answered_at", "ended_at"])
         if status in FINAL_STATUSES:
             call_metrics.call_ended(attempt)
         _record_status_event(incident, attempt, status, detail)
@@ -432,7 +432,7 @@ def apply_machine_detection(token: str, *, is_machine: bool, raw: str, carrier: 
         if attempt.answered_by == verdict:
             return attempt
         attempt.answered_by = verdict
-        attempt.save(update_fields=["answered_by"])
+        save_fields(attempt, ["answered_by"])
         if is_machine:
             record_event(incident, EventKind.MACHINE, message=f"answering machine ({raw}); moving on", attempt=attempt)
             move_on_locked(incident, attempt, reason="an answering machine picked up")
@@ -459,7 +459,7 @@ def apply_keypress(token: str, digits: str) -> KeypressOutcome:
         digit = (digits or "")[:1]
         if digit:
             attempt.digits = (attempt.digits + digit)[-32:]
-            attempt.save(update_fields=["digits"])
+            save_fields(attempt, ["digits"])
             record_event(
                 incident,
                 EventKind.DIGIT_PRESSED,

@@ -1,15 +1,19 @@
-"""A queryset compiled once gives what the ORM gives: the same instance, its fields converted as the
-ORM converts them, its select_related object loaded, and its lock taken only inside a transaction."""
+"""Statements compiled once give what the ORM gives: the same instance, its fields converted as the
+ORM converts them, its select_related object loaded, and its lock taken only inside a transaction;
+inserted and updated rows stored as the ORM stores them, with the same signals."""
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
-from django.db import connection, transaction
+from django.db import DatabaseError, connection, transaction
 from django.db.models import signals
 from django.db.transaction import TransactionManagementError
 from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
 
-from config.compiled_queries import CompiledInsert, CompiledQuery
+from config.compiled_queries import CompiledInsert, CompiledQuery, save_fields
 from incidents.models import Incident, IncidentEvent, PolicyContact
 from incidents.services import open_incident
 from orchestrator.models import CallAttempt
@@ -139,3 +143,41 @@ def test_a_compiled_insert_stores_and_returns_what_the_orms_create_does():
         (IncidentEvent, rows[1].pk, True),
         (IncidentEvent, through_orm.pk, True),
     ]
+
+
+def test_save_fields_writes_what_the_orms_save_with_update_fields_writes():
+    # given two incidents alike, one saved through the ORM and one through save_fields
+    factories.policy(factories.contact("Kim", 1))
+    through_orm, compiled = (open_incident(summary=name).incident for name in ("orm", "compiled"))
+    signalled = []
+    receiver = lambda sender, instance, created, update_fields, **kwargs: signalled.append((instance.pk, update_fields))  # noqa: E731
+    signals.post_save.connect(receiver, sender=Incident)
+    try:
+        for deadline in (timezone.now() + timedelta(seconds=20), None):  # a value, then NULL
+            for incident in (through_orm, compiled):
+                incident.next_action_at, incident.current_step = deadline, 3
+            before = Incident.objects.get(pk=compiled.pk).updated_at
+            # when the same fields are saved both ways
+            through_orm.save(update_fields=["next_action_at", "current_step", "updated_at"])
+            with CaptureQueriesContext(connection) as queries:
+                save_fields(compiled, ["next_action_at", "current_step", "updated_at"])
+
+            # then it is one statement, and the stored rows agree (auto_now moved updated_at)
+            assert len(queries.captured_queries) == 1
+            orm_row, compiled_row = (Incident.objects.get(pk=incident.pk) for incident in (through_orm, compiled))
+            assert compiled_row.next_action_at == orm_row.next_action_at == deadline
+            assert compiled_row.current_step == orm_row.current_step == 3
+            assert compiled_row.updated_at > before and compiled_row.updated_at == compiled.updated_at
+            assert compiled_row.summary == "compiled"  # other columns untouched
+    finally:
+        signals.post_save.disconnect(receiver, sender=Incident)
+    fields = frozenset({"next_action_at", "current_step", "updated_at"})
+    assert signalled == [(through_orm.pk, fields), (compiled.pk, fields)] * 2
+
+
+def test_save_fields_of_a_row_that_is_gone_is_an_error_as_with_the_orm():
+    factories.policy(factories.contact("Kim", 1))
+    incident = open_incident(summary="gone").incident
+    Incident.objects.filter(pk=incident.pk).delete()
+    with pytest.raises(DatabaseError, match="did not affect any rows"):
+        save_fields(incident, ["current_step"])
