@@ -27,11 +27,10 @@ from orchestrator import metrics as call_metrics
 from orchestrator.models import AttemptStatus
 from orchestrator.services import (
     _cancel_undialed,
-    _extend_deadline,
-    _set_deadline,
     lock_attempt,
     move_on_locked,
     ring_deadline_seconds,
+    set_call_deadline,
 )
 from orchestrator.voice import CallRequest, ProviderError, breaker, get_provider
 from orchestrator.voice.routing import carriers_for
@@ -107,7 +106,7 @@ def _claim(attempt_id: int) -> tuple[CallRequest, list[str], datetime] | None:
         attempt.provider = carriers[0]
         attempt.dial_started_at = timezone.now()
         save_fields(attempt, ["status", "provider", "dial_started_at"])
-        _set_deadline(incident, ring_deadline_seconds(incident))
+        set_call_deadline(incident, ring_deadline_seconds(incident))
         request = CallRequest(
             to=attempt.to_number,
             token=attempt.token,
@@ -151,7 +150,7 @@ def _placed(attempt_id: int, carrier: str, call_id: str, failures: list[CarrierF
         record_event(incident, EventKind.DIALING, message=f"{carrier} accepted call {call_id}{after}", attempt=attempt)
         if incident.calls_at(attempt.step) and not attempt.is_final:
             # the ring starts now, however long the carriers took to answer the dial
-            _extend_deadline(incident, ring_deadline_seconds(incident))
+            set_call_deadline(incident, ring_deadline_seconds(incident), extend=True)
 
 
 def _no_carrier_placed(attempt_id: int, failures: list[CarrierFailure], claimed_at: datetime) -> None:

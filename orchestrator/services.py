@@ -43,6 +43,8 @@ logger = logging.getLogger(__name__)
 # `message_repeats` times with a pause for the keypress each time, and some slack.
 SECONDS_PER_MESSAGE_ROUND = 40
 ANSWERED_CALL_SLACK_SECONDS = 30
+# A call's deadline (set_call_deadline) is not moved later by less than this.
+CALL_DEADLINE_TOLERANCE_SECONDS = 1.0
 
 
 # --- deadlines ----------------------------------------------------------------------------------
@@ -93,11 +95,31 @@ def rearm_countdown(incident: Incident, *, now: datetime) -> bool:
     return True
 
 
-def _extend_deadline(incident: Incident, seconds: float) -> None:
+def _extend_deadline(incident: Incident, seconds: float, *, countdown: bool = True) -> None:
     """Moves the deadline later, never earlier (a callback that already extended it wins)."""
     wanted = timezone.now() + timedelta(seconds=seconds)
     if incident.next_action_at is None or incident.next_action_at < wanted:
-        _set_deadline(incident, seconds)
+        _set_deadline(incident, seconds, countdown=countdown)
+
+
+def set_call_deadline(incident: Incident, seconds: float, *, extend: bool = False) -> None:
+    """The deadline of a call in progress: by then the carrier should have told us how it ended.
+
+    It is a safety net, not the usual way on (the carrier's callback moves the escalation at once),
+    and it already holds DIAL_GRACE_SECONDS or ANSWERED_CALL_SLACK_SECONDS of slack, so the sweep
+    alone watches it (within ESCALATION_SWEEP_SECONDS): no countdown task goes to the broker for it.
+    A countdown per call cost the calls worker a broker send, a receipt and a held ETA message per
+    dial, an eighth of its CPU per dial when the first calls of an alert storm all go out at once
+    (bench/alert_storm.py). Waits that are the usual way on (the policy's pause, the keypress grace,
+    the carrier checks of orchestrator.doubt) keep their countdowns.
+
+    `extend`: only later, never earlier, and not by less than CALL_DEADLINE_TOLERANCE_SECONDS (a
+    carrier that took the call at once would otherwise cost one more write per dial for nothing)."""
+    if extend:
+        wanted = timezone.now() + timedelta(seconds=seconds - CALL_DEADLINE_TOLERANCE_SECONDS)
+        if incident.next_action_at is not None and incident.next_action_at >= wanted:
+            return
+    _set_deadline(incident, seconds, countdown=False)
 
 
 def _clear_deadline(incident: Incident) -> None:
@@ -378,7 +400,7 @@ def apply_call_status(
             return attempt
         if status == AttemptStatus.IN_PROGRESS:
             repeats = incident.policy.message_repeats
-            _extend_deadline(incident, repeats * SECONDS_PER_MESSAGE_ROUND + ANSWERED_CALL_SLACK_SECONDS)
+            set_call_deadline(incident, repeats * SECONDS_PER_MESSAGE_ROUND + ANSWERED_CALL_SLACK_SECONDS, extend=True)
         elif status == AttemptStatus.COMPLETED:
             # The call ended after an answer: a keypress sent just before the hang-up may still be on
             # its way (the carrier posts both at once, in no set order), so give it a moment to land.

@@ -3,7 +3,8 @@
 A ringing call moves its incident's deadline several times (the carrier took it, it was answered);
 each move used to send one more countdown task, which the calls worker then received, held and ran
 for nothing. Now a countdown already due before the new deadline carries on instead: when it finds
-the deadline moved later, it sends itself again for the rest. These tests read the real broker's
+the deadline moved later, it sends itself again for the rest. A call's own deadlines (rung, answered)
+send none at all: they are safety nets the sweep watches. These tests read the real broker's
 `timers` queue (no worker runs here, so what is sent stays there).
 """
 
@@ -19,7 +20,7 @@ from django.utils import timezone
 from config.redis import redis_client
 from incidents.models import Incident, IncidentState
 from incidents.services import open_incident
-from orchestrator import services, timers
+from orchestrator import dialing, services, timers
 from orchestrator.dialing import _claim
 from orchestrator.models import AttemptStatus, CallAttempt
 from tests import factories
@@ -69,21 +70,60 @@ def opened_and_answered(policy, capture) -> tuple[Incident, CallAttempt]:
     return fresh(incident), attempt
 
 
-def test_a_ringing_and_answered_call_moves_its_deadline_without_sending_more_countdowns(
+def test_a_ringing_and_answered_call_moves_its_deadline_without_sending_any_countdown(
     two_people, django_capture_on_commit_callbacks, settings
 ):
     settings.DIAL_RESEND_SECONDS = 60  # the dial's check comes after the ring deadline
     # given a call that was claimed (its ring deadline starts), then rang and was answered
     incident, _ = opened_and_answered(two_people, django_capture_on_commit_callbacks)
 
-    # then one countdown went out, the ring deadline's when the call was claimed (the dial's check
-    # when it opened is the sweep's to watch)
-    sent = countdowns_for(incident)
-    assert len(sent) == 1, sent
-    ring_check = min(when for _, when in sent)
-    # and the answer moved the deadline past both, with the earlier countdown left to carry it on
+    # then no countdown went out: a call's deadlines are safety nets for news the carrier did not
+    # send, watched by the sweep alone (the dial's check when it opened is the sweep's too)
+    assert countdowns_for(incident) == []
+    assert incident.countdown_at is None
+    # and the answer moved the deadline past the ring deadline, to the end of the message rounds
     assert incident.next_action_at > timezone.now() + timedelta(seconds=65)
-    assert abs(incident.countdown_at - ring_check) < timedelta(seconds=1)
+
+
+def test_a_call_whose_news_never_came_is_moved_on_by_the_sweep(two_people, django_capture_on_commit_callbacks):
+    # given an answered call whose carrier then went silent (no keypress, no end of call)
+    incident, _ = opened_and_answered(two_people, django_capture_on_commit_callbacks)
+    assert countdowns_for(incident) == []
+
+    # when its deadline passes and the sweep runs
+    Incident.objects.filter(pk=incident.pk).update(next_action_at=timezone.now() - timedelta(seconds=1))
+    with django_capture_on_commit_callbacks(execute=False):
+        assert timers.sweep_due() == 1
+
+    # then the escalation moved on to the next person
+    incident = fresh(incident)
+    assert incident.current_step == 2 and incident.state == IncidentState.TRIGGERED
+    assert CallAttempt.objects.get(incident=incident, step=2).contact.name == "Lee"
+
+
+def test_a_carrier_that_takes_the_call_at_once_leaves_the_ring_deadline_as_it_was(
+    two_people, django_capture_on_commit_callbacks
+):
+    # given a claimed call (its ring deadline set at the claim)
+    with django_capture_on_commit_callbacks(execute=True):
+        incident = open_incident(summary="disk full", policy=two_people).incident
+    attempt = CallAttempt.objects.get(incident=incident, step=1)
+    with django_capture_on_commit_callbacks(execute=True):
+        _request, _carriers, claimed_at = _claim(attempt.pk)
+    claimed_deadline = fresh(incident).next_action_at
+
+    # when the carrier took it within the second
+    with django_capture_on_commit_callbacks(execute=True):
+        dialing._placed(attempt.pk, "twilio", "CA1", [], claimed_at)
+
+    # then the deadline was not written again; a carrier that took long moves it to its own answer
+    assert fresh(incident).next_action_at == claimed_deadline
+    Incident.objects.filter(pk=incident.pk).update(next_action_at=claimed_deadline - timedelta(seconds=20))
+    with django_capture_on_commit_callbacks(execute=True):
+        dialing._placed(attempt.pk, "twilio", "CA1", [], claimed_at)
+    moved = fresh(incident).next_action_at
+    assert moved > claimed_deadline - timedelta(seconds=1)
+    assert countdowns_for(incident) == []
 
 
 def test_a_countdown_that_finds_the_deadline_moved_later_sends_itself_again_once(
