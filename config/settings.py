@@ -206,9 +206,11 @@ CELERY_TASK_SOFT_TIME_LIMIT = env.int("CELERY_TASK_SOFT_TIME_LIMIT", default=60)
 CELERY_TASK_TIME_LIMIT = env.int("CELERY_TASK_TIME_LIMIT", default=90)
 CELERY_TASK_TRACK_STARTED = True
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
-# Task events let Flower show tasks live; they cost every task a few Redis publishes (about a tenth of
-# a dial's worker time, bench/escalation_latency.py), so a deployment without Flower turns them off.
-CELERY_WORKER_SEND_TASK_EVENTS = env.bool("CELERY_TASK_EVENTS", default=True)
+# Task events let Flower show tasks live. Flower turns them on in every worker while it runs (its
+# enable_events broadcast, every 5 s), so they are off otherwise: they cost every task a few Redis
+# publishes, 0.3 of the 1.9 ms a calls worker spends on a task besides the task's own work
+# (measured with no-op dials), and the calls worker's CPU is what bounds the first calls of a storm.
+CELERY_WORKER_SEND_TASK_EVENTS = env.bool("CELERY_TASK_EVENTS", default=False)
 # A "sent" event is one more Redis publish beside every task a web request or a task sends (an
 # incident's opening sends two tasks); Flower shows a task from the moment a worker receives it
 # without it, so it is off unless asked for.
