@@ -29,6 +29,7 @@ from orchestrator.services import (
     _cancel_undialed,
     lock_attempt,
     move_on_locked,
+    rearm_countdown,
     ring_deadline_seconds,
     set_call_deadline,
 )
@@ -166,6 +167,9 @@ def _no_carrier_placed(attempt_id: int, failures: list[CarrierFailure], claimed_
         attempt.error = summary[:500]
         if any(failure.ambiguous for failure in failures):
             attempt.save(update_fields=["error"])
+            # the ring deadline is no longer a safety net but the way on (then the carriers are
+            # asked whether the call exists): a countdown looks at it on time, not the sweep
+            rearm_countdown(incident, now=timezone.now())
             record_event(
                 incident, EventKind.DIAL_FAILED, message=f"{summary}; waiting for the deadline", attempt=attempt
             )

@@ -83,8 +83,10 @@ def _send_countdown(incident: Incident, seconds: float, *, now: datetime) -> Non
 
 
 def rearm_countdown(incident: Incident, *, now: datetime) -> bool:
-    """A countdown found the deadline moved later: it sends itself again for the rest, unless another
-    countdown already fires before the deadline (then that one carries on). Under the incident's lock."""
+    """A countdown for the stored deadline, unless one already fires before it (then that one carries
+    on). Sent when a countdown found the deadline moved later (for the rest of the wait), and when a
+    call's deadline, until then the sweep's safety net, becomes the way on (a dial that timed out).
+    Under the incident's lock."""
     if incident.next_action_at is None or incident.next_action_at <= now:
         return False
     pending = incident.countdown_at

@@ -228,3 +228,27 @@ def dials_on_the_broker() -> list[int]:
         if message["headers"]["task"] == "orchestrator.dial_attempt":
             found.append(json.loads(base64.b64decode(message["body"]))[0][0])
     return found
+
+
+def test_a_dial_that_timed_out_waits_for_its_ring_deadline_with_a_countdown(
+    two_people, django_capture_on_commit_callbacks
+):
+    # given a claimed call (its ring deadline the sweep's to watch)
+    with django_capture_on_commit_callbacks(execute=True):
+        incident = open_incident(summary="disk full", policy=two_people).incident
+    attempt = CallAttempt.objects.get(incident=incident, step=1)
+    with django_capture_on_commit_callbacks(execute=True):
+        _request, _carriers, claimed_at = _claim(attempt.pk)
+    assert countdowns_for(incident) == []
+
+    # when the carrier timed out on it: the call may exist, so the deadline is now the way on
+    timed_out = dialing.CarrierFailure("twilio", "timed out after 10 s; the call may exist", ambiguous=True)
+    with django_capture_on_commit_callbacks(execute=True):
+        dialing._no_carrier_placed(attempt.pk, [timed_out], claimed_at)
+
+    # then a countdown looks at the ring deadline on time, rather than the sweep within seconds of it
+    incident = fresh(incident)
+    (step, when), *others = countdowns_for(incident)
+    assert others == [] and step == 1
+    assert abs(when - incident.next_action_at) < timedelta(seconds=1)
+    assert abs(incident.countdown_at - incident.next_action_at) < timedelta(milliseconds=1)
