@@ -1,4 +1,5 @@
-"""The Redis broker transport: a worker survives a Redis restart, and one redis-py client per channel.
+"""The Redis broker transport: a worker survives a Redis restart, one redis-py client per channel, and
+an acknowledgement wakes the worker's event loop.
 
 With celery 5.7.0 / kombu 5.7.0 / redis 8.1.0 (the newest releases), a worker whose broker connection
 drops while a channel is in BRPOP with unacknowledged messages crashes: celery's
@@ -17,6 +18,14 @@ messages stay in Redis's unacked index, and the transport hands them back after 
 timeout (settings: CELERY_BROKER_TRANSPORT_OPTIONS); escalation deadlines never depend on that, they
 live in the database and the beat sweep re-enqueues what is due.
 
+A worker fetches a message only while it holds fewer unacknowledged ones than its prefetch limit
+(concurrency x prefetch multiplier: 16 for the calls worker). Once every slot is taken, its event
+loop stops asking Redis and sleeps in its poll for up to a second; a task that ends in a pool thread
+acknowledges there, and nothing woke the loop, so the next message waited for that second. In an
+alert storm's opening second the first calls of some incidents waited 0.5 s on the broker that way
+(bench/alert_storm.py, from the 201 to the calls worker's "received" line). QoS.ack now wakes the
+loop (kombu's Hub.call_soon, which signals its waker from another thread), and it asks at once.
+
 Selected with CELERY_BROKER_TRANSPORT = "config.broker:Transport" (the URL stays redis://...).
 """
 
@@ -30,7 +39,31 @@ from kombu.transport import redis as kombu_redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 
+def _nothing() -> None:
+    """The callback that only wakes the event loop."""
+
+
+class QoS(kombu_redis.QoS):
+    def ack(self, delivery_tag: Any) -> None:
+        super().ack(delivery_tag)
+        _wake_event_loop(self.channel)
+
+    def reject(self, delivery_tag: Any, requeue: bool = False) -> None:
+        super().reject(delivery_tag, requeue=requeue)
+        _wake_event_loop(self.channel)
+
+
+def _wake_event_loop(channel: Any) -> None:
+    """A slot of the prefetch limit is free: the worker's event loop asks Redis for the next message
+    now, not after its poll times out. Nothing to do outside a worker (no event loop registered)."""
+    transport = channel.connection
+    loop = getattr(transport, "event_loop", None)
+    if loop is not None:
+        loop.call_soon(_nothing)
+
+
 class Channel(kombu_redis.Channel):
+    QoS = QoS
     _shared_client = None
 
     def _connparams(self, asynchronous: bool = False) -> dict[str, Any]:
@@ -59,3 +92,8 @@ class Channel(kombu_redis.Channel):
 
 class Transport(kombu_redis.Transport):
     Channel = Channel
+    event_loop = None  # the worker's Hub, once the consumer registers with it
+
+    def register_with_event_loop(self, connection: Any, loop: Any) -> None:
+        self.event_loop = loop
+        super().register_with_event_loop(connection, loop)
