@@ -55,6 +55,16 @@ def fresh(incident: Incident) -> Incident:
     return Incident.objects.get(pk=incident.pk)
 
 
+def opened_and_claimed(policy, capture) -> tuple[Incident, CallAttempt, datetime]:
+    """An incident whose first call a worker claimed (its ring deadline set), and when it did."""
+    with capture(execute=True):
+        incident = open_incident(summary="disk full", policy=policy).incident
+    attempt = CallAttempt.objects.get(incident=incident, step=1)
+    with capture(execute=True):
+        _request, _carriers, claimed_at = _claim(attempt.pk)
+    return fresh(incident), attempt, claimed_at
+
+
 def opened_and_answered(policy, capture) -> tuple[Incident, CallAttempt]:
     """An incident whose first call was claimed, placed, and answered: every callback ran and
     every transaction committed its follow-up work (as the worker and the webhooks would)."""
@@ -105,11 +115,7 @@ def test_a_carrier_that_takes_the_call_at_once_leaves_the_ring_deadline_as_it_wa
     two_people, django_capture_on_commit_callbacks
 ):
     # given a claimed call (its ring deadline set at the claim)
-    with django_capture_on_commit_callbacks(execute=True):
-        incident = open_incident(summary="disk full", policy=two_people).incident
-    attempt = CallAttempt.objects.get(incident=incident, step=1)
-    with django_capture_on_commit_callbacks(execute=True):
-        _request, _carriers, claimed_at = _claim(attempt.pk)
+    incident, attempt, claimed_at = opened_and_claimed(two_people, django_capture_on_commit_callbacks)
     claimed_deadline = fresh(incident).next_action_at
 
     # when the carrier took it within the second
@@ -234,11 +240,7 @@ def test_a_dial_that_timed_out_waits_for_its_ring_deadline_with_a_countdown(
     two_people, django_capture_on_commit_callbacks
 ):
     # given a claimed call (its ring deadline the sweep's to watch)
-    with django_capture_on_commit_callbacks(execute=True):
-        incident = open_incident(summary="disk full", policy=two_people).incident
-    attempt = CallAttempt.objects.get(incident=incident, step=1)
-    with django_capture_on_commit_callbacks(execute=True):
-        _request, _carriers, claimed_at = _claim(attempt.pk)
+    incident, attempt, claimed_at = opened_and_claimed(two_people, django_capture_on_commit_callbacks)
     assert countdowns_for(incident) == []
 
     # when the carrier timed out on it: the call may exist, so the deadline is now the way on
